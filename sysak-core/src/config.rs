@@ -1,0 +1,145 @@
+//! `/etc/sysak/sysak.toml`: site configuration.
+//!
+//! Looked up in this order: the file named by `--config FILE`, then by the
+//! `SYSAK_CONFIG` environment variable, then `/etc/sysak/sysak.toml`. The
+//! default file may be absent; a named one must exist. A bad file is an error
+//! naming the file, the line and the key: a typo must never be ignored.
+//!
+//! ```toml
+//! [plugins]
+//! dirs = ["/usr/lib64/sysak/plugins"]   # shared-object plugins
+//! libexec_dir = "/usr/libexec/sysak"    # external sysak-<name> programs
+//! ```
+//!
+//! Tool sections (`[memleak]`, ...) are kept as TOML tables for the tools.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The default configuration file.
+pub const DEFAULT_PATH: &str = "/etc/sysak/sysak.toml";
+/// The default shared-object plugin directory.
+pub const DEFAULT_PLUGIN_DIR: &str = "/usr/lib64/sysak/plugins";
+/// The default directory for external `sysak-<name>` programs.
+pub const DEFAULT_LIBEXEC_DIR: &str = "/usr/libexec/sysak";
+
+/// `[plugins]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// Directories searched for `*.so` plugins after `$SYSAK_PLUGIN_PATH`.
+    #[serde(default = "default_plugin_dirs")]
+    pub dirs: Vec<PathBuf>,
+    /// Directory searched for `sysak-<name>` programs before `$PATH`.
+    #[serde(default = "default_libexec_dir")]
+    pub libexec_dir: PathBuf,
+}
+
+fn default_plugin_dirs() -> Vec<PathBuf> {
+    vec![PathBuf::from(DEFAULT_PLUGIN_DIR)]
+}
+
+fn default_libexec_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_LIBEXEC_DIR)
+}
+
+impl Default for PluginConfig {
+    fn default() -> Self {
+        PluginConfig { dirs: default_plugin_dirs(), libexec_dir: default_libexec_dir() }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Where the configuration came from (`None`: built-in defaults).
+    pub path: Option<PathBuf>,
+    /// `[plugins]`.
+    pub plugins: PluginConfig,
+    tools: toml::Table,
+}
+
+/// The configuration file is unreadable or wrong.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Load from `explicit` (`--config`), else `$SYSAK_CONFIG`, else the
+    /// default path if it exists, else built-in defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        let named = explicit
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("SYSAK_CONFIG").map(PathBuf::from));
+        let path = match named {
+            Some(path) => path,
+            None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
+            None => return Ok(Config::default()),
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
+        Config::parse(&text, &path)
+    }
+
+    /// Parse configuration text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        #[derive(Deserialize)]
+        struct File {
+            #[serde(default)]
+            plugins: PluginConfig,
+            #[serde(flatten)]
+            tools: toml::Table,
+        }
+        let file: File = toml::from_str(text).map_err(|e| describe(path, text, &e))?;
+        Ok(Config { path: Some(path.to_owned()), plugins: file.plugins, tools: file.tools })
+    }
+
+    /// Names of the top-level sections other than `[plugins]`, for the
+    /// dispatcher to check against its tools.
+    pub fn tool_sections(&self) -> impl Iterator<Item = &str> {
+        self.tools.keys().map(String::as_str)
+    }
+}
+
+/// "FILE:LINE: message" from a toml error with a span.
+fn describe(path: &Path, text: &str, err: &toml::de::Error) -> ConfigError {
+    let line = err.span().map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+    let message = err.message().trim();
+    match line {
+        Some(line) => ConfigError(format!("{}:{line}: {message}", path.display())),
+        None => ConfigError(format!("{}: {message}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_without_plugins_section() {
+        let c = Config::parse("", Path::new("c.toml")).unwrap();
+        assert_eq!(c.plugins.dirs, vec![PathBuf::from(DEFAULT_PLUGIN_DIR)]);
+        assert_eq!(c.plugins.libexec_dir, PathBuf::from(DEFAULT_LIBEXEC_DIR));
+    }
+
+    #[test]
+    fn plugin_dirs_are_read() {
+        let c = Config::parse("[plugins]\ndirs = [\"/a\", \"/b\"]\n", Path::new("c.toml")).unwrap();
+        assert_eq!(c.plugins.dirs, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let err = Config::parse("# c\n[plugins]\ndirz = []\n", Path::new("/etc/s.toml")).unwrap_err();
+        assert!(err.0.starts_with("/etc/s.toml:3: unknown field `dirz`"), "{}", err.0);
+        let err = Config::parse("[plugins]\n\ndirs = [1\n", Path::new("s.toml")).unwrap_err();
+        assert!(err.0.starts_with("s.toml:3:"), "{}", err.0);
+    }
+}
