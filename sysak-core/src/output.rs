@@ -49,11 +49,9 @@ pub fn format_arg() -> Arg {
 
 /// Write `report` as one pretty JSON document and a newline to stdout.
 pub fn print_json<T: Serialize>(report: &T) -> anyhow::Result<()> {
-    let mut out = io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, report)?;
-    writeln!(out)?;
-    out.flush()?;
-    Ok(())
+    let mut text = serde_json::to_string_pretty(report)?;
+    text.push('\n');
+    print_text(&text)
 }
 
 /// Write `text` to stdout. A closed pipe (`sysak ... | head`) is not an
