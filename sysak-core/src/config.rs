@@ -90,15 +90,17 @@ impl Config {
 
     /// Parse configuration text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        // Two passes: the typed one (no `flatten`, which would lose the
+        // spans that give errors their line numbers), then the section names.
         #[derive(Deserialize)]
         struct File {
             #[serde(default)]
             plugins: PluginConfig,
-            #[serde(flatten)]
-            tools: toml::Table,
         }
         let file: File = toml::from_str(text).map_err(|e| describe(path, text, &e))?;
-        Ok(Config { path: Some(path.to_owned()), plugins: file.plugins, tools: file.tools })
+        let mut tools: toml::Table = text.parse().map_err(|e| describe(path, text, &e))?;
+        tools.remove("plugins");
+        Ok(Config { path: Some(path.to_owned()), plugins: file.plugins, tools })
     }
 
     /// Names of the top-level sections other than `[plugins]`, for the
@@ -108,10 +110,28 @@ impl Config {
     }
 }
 
-/// "FILE:LINE: message" from a toml error with a span.
+/// "FILE:LINE: message" from a toml error with a span. For an unknown key
+/// toml's span covers the whole table, so the key's own line is looked up
+/// inside it.
 fn describe(path: &Path, text: &str, err: &toml::de::Error) -> ConfigError {
-    let line = err.span().map(|span| text[..span.start.min(text.len())].lines().count().max(1));
     let message = err.message().trim();
+    let line_of = |offset: usize| text[..offset.min(text.len())].lines().count().max(1);
+    let line = err.span().map(|span| {
+        let key = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next());
+        let table = &text[span.start.min(text.len())..span.end.min(text.len())];
+        let key_offset = key.and_then(|key| {
+            let mut offset = 0;
+            table.split_inclusive('\n').find_map(|l| {
+                let found = l.trim_start().starts_with(key).then_some(offset);
+                offset += l.len();
+                found
+            })
+        });
+        match key_offset {
+            Some(offset) => line_of(span.start + offset + 1),
+            None => line_of(span.start + 1),
+        }
+    });
     match line {
         Some(line) => ConfigError(format!("{}:{line}: {message}", path.display())),
         None => ConfigError(format!("{}: {message}", path.display())),

@@ -86,7 +86,7 @@ impl LoadedPlugin {
         // SAFETY: loading a trusted shared object runs its constructors;
         // that is what a plugin is.
         let library = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) }
-            .map_err(|e| LoadError::Dlopen(path.to_owned(), dl_message(e)))?;
+            .map_err(|e| LoadError::Dlopen(path.to_owned(), dl_message(e, path)))?;
         let library = ManuallyDrop::new(library);
         let entry = unsafe { library.get::<abi::EntryFn>(abi::ENTRY_SYMBOL.as_bytes()) }
             .map_err(|_| LoadError::NoEntry(path.to_owned()))?;
@@ -248,10 +248,13 @@ fn check_elf_shared_object(path: &Path) -> Result<(), LoadError> {
     Ok(())
 }
 
-fn dl_message(err: libloading::Error) -> String {
-    // libloading wraps dlerror() text; keep the loader's own words.
-    let text = err.to_string();
-    text.rsplit_once(": ").map(|(_, tail)| tail.to_owned()).unwrap_or(text)
+/// The dynamic loader's own words (dlerror), without the file name it
+/// starts with: the caller names the file already.
+fn dl_message(err: libloading::Error, path: &Path) -> String {
+    use std::error::Error as _;
+    let text = err.source().map(|s| s.to_string()).unwrap_or_else(|| err.to_string());
+    let prefix = format!("{}: ", path.display());
+    text.strip_prefix(&prefix).map(str::to_owned).unwrap_or(text)
 }
 
 #[cfg(test)]

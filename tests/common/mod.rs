@@ -1,0 +1,132 @@
+//! Helpers shared by the integration tests: the built `sysak` binary run
+//! with an isolated configuration, scratch directories, and plugin builds.
+#![allow(dead_code)]
+
+pub mod msgq;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+
+/// Serializes tests that touch global kernel state within one test binary.
+pub fn kernel_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn sysak_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_sysak"))
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A scratch directory removed on drop, mode 0755, owned by root.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "sysak-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        set_mode(&dir, 0o755);
+        Scratch(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// A subdirectory, mode 0755.
+    pub fn dir(&self, name: &str) -> PathBuf {
+        let d = self.0.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        set_mode(&d, 0o755);
+        d
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn set_mode(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// `sysak` with a config that names only `plugin_dirs` and `libexec`, so
+/// the host's /etc/sysak and PATH do not leak into the test.
+pub fn sysak(scratch: &Scratch, plugin_dirs: &[&Path]) -> Command {
+    let config = scratch.0.join("sysak.toml");
+    let dirs: Vec<String> = plugin_dirs.iter().map(|d| format!("{:?}", d.display().to_string())).collect();
+    let libexec = scratch.0.join("libexec");
+    std::fs::write(
+        &config,
+        format!("[plugins]\ndirs = [{}]\nlibexec_dir = {:?}\n", dirs.join(", "), libexec.display().to_string()),
+    )
+    .unwrap();
+    let mut cmd = Command::new(sysak_bin());
+    cmd.env("SYSAK_CONFIG", &config)
+        .env_remove("SYSAK_PLUGIN_PATH")
+        .env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin")
+        .env("LC_ALL", "C");
+    cmd
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(out), stderr(out)))
+}
+
+/// Compile a C plugin source into `dir/<out_name>`, mode 0755.
+pub fn build_c_plugin(source: &Path, dir: &Path, out_name: &str) -> PathBuf {
+    let out = dir.join(out_name);
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O1", "-Wall", "-I"])
+        .arg(repo_root().join("plugins/include"))
+        .arg("-o")
+        .arg(&out)
+        .arg(source)
+        .status()
+        .expect("cc is needed to build the C plugins");
+    assert!(status.success(), "building {}", source.display());
+    set_mode(&out, 0o755);
+    out
+}
+
+/// The Rust example plugin, built by `cargo test --workspace`.
+pub fn rust_plugin() -> PathBuf {
+    let lib = sysak_bin().parent().unwrap().join("libcgmemtop.so");
+    assert!(lib.exists(), "{} is missing: run the tests with `cargo test --workspace`", lib.display());
+    lib
+}
+
+/// Copy a file into `dir`, mode 0755.
+pub fn install(file: &Path, dir: &Path, name: &str) -> PathBuf {
+    let dest = dir.join(name);
+    std::fs::copy(file, &dest).unwrap();
+    set_mode(&dest, 0o755);
+    dest
+}
+
+pub fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}

@@ -1,0 +1,86 @@
+//! A real slab "leak" from user space: SysV messages kept in a queue.
+//!
+//! Each `msgsnd` of `size` bytes allocates one `struct msg_msg` of
+//! `48 + size` bytes (for sizes up to a page minus the header) in
+//! `msg_msg-N` (6.11+, CONFIG_SLAB_BUCKETS), `kmalloc-cg-N` (5.14+) or
+//! `kmalloc-N`; the allocation happens in `load_msg` (`alloc_msg` is
+//! inlined). The queue is removed and msgmnb restored on drop, so a failing
+//! test leaves nothing behind.
+
+use std::io;
+
+const MSGMNB: &str = "/proc/sys/kernel/msgmnb";
+
+/// `sizeof(struct msg_msg)` on 64-bit kernels since 2.6.
+pub const MSG_MSG_HEADER_BYTES: usize = 48;
+
+pub struct MessageQueue {
+    id: i32,
+    saved_msgmnb: String,
+}
+
+#[repr(C)]
+struct Message<const N: usize> {
+    mtype: libc::c_long,
+    mtext: [u8; N],
+}
+
+impl MessageQueue {
+    /// A private queue allowed to hold `capacity_bytes`.
+    pub fn new(capacity_bytes: usize) -> io::Result<MessageQueue> {
+        let saved_msgmnb = std::fs::read_to_string(MSGMNB)?.trim().to_string();
+        std::fs::write(MSGMNB, capacity_bytes.to_string())?;
+        // SAFETY: plain syscall.
+        let id = unsafe { libc::msgget(libc::IPC_PRIVATE, libc::IPC_CREAT | 0o600) };
+        if id < 0 {
+            let err = io::Error::last_os_error();
+            let _ = std::fs::write(MSGMNB, &saved_msgmnb);
+            return Err(err);
+        }
+        Ok(MessageQueue { id, saved_msgmnb })
+    }
+
+    /// Send `count` messages of `N` bytes; byte i of message k is
+    /// `pattern(k, i)`.
+    pub fn send<const N: usize>(&self, count: usize, pattern: impl Fn(usize, usize) -> u8) -> io::Result<()> {
+        let mut msg = Message::<N> { mtype: 1, mtext: [0; N] };
+        for k in 0..count {
+            for (i, b) in msg.mtext.iter_mut().enumerate() {
+                *b = pattern(k, i);
+            }
+            // SAFETY: msg is a valid msgbuf of N text bytes.
+            let rc = unsafe {
+                libc::msgsnd(self.id, (&msg as *const Message<N>).cast(), N, libc::IPC_NOWAIT)
+            };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+
+    /// Receive (free) up to `count` messages of at most `N` bytes.
+    pub fn receive<const N: usize>(&self, count: usize) -> usize {
+        let mut msg = Message::<N> { mtype: 0, mtext: [0; N] };
+        let mut got = 0;
+        while got < count {
+            // SAFETY: msg has room for N text bytes.
+            let rc = unsafe {
+                libc::msgrcv(self.id, (&mut msg as *mut Message<N>).cast(), N, 0, libc::IPC_NOWAIT)
+            };
+            if rc < 0 {
+                break;
+            }
+            got += 1;
+        }
+        got
+    }
+}
+
+impl Drop for MessageQueue {
+    fn drop(&mut self) {
+        // SAFETY: removing the queue we created.
+        unsafe { libc::msgctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) };
+        let _ = std::fs::write(MSGMNB, &self.saved_msgmnb);
+    }
+}
