@@ -147,3 +147,46 @@ macro_rules! declare_plugin {
         }
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    extern "C" fn no_log(_: *const abi::SysakHost, _: u32, _: *const c_char) {}
+
+    fn host() -> abi::SysakHost {
+        abi::SysakHost {
+            abi_version: abi::ABI_VERSION,
+            struct_size: std::mem::size_of::<abi::SysakHost>() as u32,
+            format: abi::FORMAT_JSON,
+            reserved: 0,
+            host_version: c"9.9".as_ptr(),
+            log: Some(no_log),
+        }
+    }
+
+    fn panics(_: &Host, _: Vec<String>) -> i32 {
+        panic!("boom")
+    }
+
+    fn counts(host: &Host, args: Vec<String>) -> i32 {
+        assert_eq!(host.format(), Format::Json);
+        assert_eq!(host.host_version(), "9.9");
+        args.len() as i32 * 10 + args[1].len() as i32
+    }
+
+    #[test]
+    fn a_panic_becomes_exit_status_3() {
+        let h = host();
+        let argv = [c"p".as_ptr(), std::ptr::null()];
+        assert_eq!(unsafe { __run_entry(panics, &h, 1, argv.as_ptr()) }, 3);
+    }
+
+    #[test]
+    fn arguments_and_host_reach_the_plugin() {
+        let h = host();
+        let argv = [c"p".as_ptr(), c"four".as_ptr(), std::ptr::null()];
+        assert_eq!(unsafe { __run_entry(counts, &h, 2, argv.as_ptr()) }, 24);
+        assert_eq!(unsafe { __run_entry(counts, std::ptr::null(), 2, argv.as_ptr()) }, 3);
+    }
+}
