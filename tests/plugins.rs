@@ -109,12 +109,12 @@ fn c_plugin_reports_a_real_oom_kill() {
         .unwrap_or_else(|| panic!("pid {pid} not in {doc}"))
         .clone();
     assert_eq!(kill["scope"], "memcg", "{kill}");
-    assert_eq!(kill["comm"], "python3", "{kill}");
+    assert_eq!(kill["comm"], "sysak-memhog", "{kill}");
     assert!(kill["memcg"].as_str().unwrap().ends_with(&cg.rel), "{kill}");
     assert!(kill["anon_rss_bytes"].as_u64().unwrap() > 8 << 20, "{kill}");
 
     let out = sysak(&scratch, &[&dir]).args(["oomkill"]).output().unwrap();
-    assert!(stdout(&out).contains(&format!(" {pid} python3")), "{}", stdout(&out));
+    assert!(stdout(&out).contains(&format!(" {pid} sysak-memhog")), "{}", stdout(&out));
 }
 
 #[test]
@@ -249,6 +249,26 @@ fn external_commands_run_git_style() {
     assert_eq!(stdout(&out), "on path\n");
 }
 
+/// The memory hog, compiled once per test binary.
+fn memhog() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sysak-memhog");
+            let ok = std::process::Command::new("cc")
+                .arg("-O1")
+                .arg("-o")
+                .arg(&out)
+                .arg(source("memhog.c"))
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "building memhog.c");
+            out
+        })
+        .clone()
+}
+
 /// A memory cgroup made for one test and removed after it, on whichever
 /// hierarchy the host has (v2 unified, or v1's memory controller).
 struct TestCgroup {
@@ -282,14 +302,12 @@ impl TestCgroup {
         }
     }
 
-    /// A python3 process in this cgroup that touches `bytes` of anonymous
+    /// A process in this cgroup that touches `bytes` of anonymous
     /// memory and then sleeps.
     fn spawn_memory_hog(&self, bytes: u64) -> std::process::Child {
         let procs = self.dir.join("cgroup.procs");
-        let script = format!(
-            "echo $$ > {} && exec python3 -c 'import sys,time; b = bytearray(b\"x\" * {bytes}); print(\"ready\", flush=True); time.sleep(60)'",
-            procs.display()
-        );
+        let hog = memhog();
+        let script = format!("echo $$ > {} && exec {} {bytes}", procs.display(), hog.display());
         let mut child = std::process::Command::new("sh")
             .args(["-c", &script])
             .stdout(std::process::Stdio::piped())
