@@ -5,10 +5,18 @@
 //! are converted to bytes at parse time; fields a kernel may lack are
 //! `Option`; lines a reader does not know are skipped, not errors.
 
+mod allocinfo;
+mod buddyinfo;
+mod meminfo;
 mod slabinfo;
 mod sys_slab;
+mod vmallocinfo;
 
+pub use allocinfo::{parse_allocinfo, AllocSite};
+pub use buddyinfo::{parse_buddyinfo, ZoneFreeBlocks};
+pub use meminfo::MemInfo;
 pub use slabinfo::{SlabCacheStats, SlabInfo};
+pub use vmallocinfo::{parse_vmallocinfo, VmallocArea};
 
 use std::fmt;
 use std::io;
