@@ -7,7 +7,7 @@ use std::path::Path;
 use sysak_core::config::Config;
 use sysak_core::output::Format;
 use sysak_core::plugin::{self, external, LoadedPlugin};
-use sysak_core::tool::{self, Tool, EXIT_ENVIRONMENT, EXIT_OK, EXIT_USAGE};
+use sysak_core::tool::{self, Context, Tool, EXIT_ENVIRONMENT, EXIT_OK, EXIT_USAGE};
 
 use crate::{builtins, list};
 
@@ -41,7 +41,7 @@ fn load_config(path: Option<&Path>) -> Result<Config, String> {
 
 fn run_command(config: &Config, name: &str, args: &[String]) -> u8 {
     if let Some(tool) = builtins::table().into_iter().find(|t| t.name == name) {
-        return run_builtin(&tool, args);
+        return run_builtin(&tool, args, config);
     }
     match plugin::find(&config.plugins, name) {
         Some(Ok(plugin)) => return run_plugin(&plugin, args),
@@ -57,7 +57,7 @@ fn run_command(config: &Config, name: &str, args: &[String]) -> u8 {
     unknown_command(config, name)
 }
 
-fn run_builtin(tool: &Tool, args: &[String]) -> u8 {
+fn run_builtin(tool: &Tool, args: &[String], config: &Config) -> u8 {
     let argv = std::iter::once(tool.name.to_string()).chain(args.iter().cloned());
     let matches = match command_of(tool).try_get_matches_from(argv) {
         Ok(matches) => matches,
@@ -70,7 +70,7 @@ fn run_builtin(tool: &Tool, args: &[String]) -> u8 {
         eprintln!("sysak {}: {e}", tool.name);
         return EXIT_ENVIRONMENT;
     }
-    match (tool.run)(&matches) {
+    match (tool.run)(&matches, &Context { config }) {
         Ok(outcome) => outcome.exit_code(),
         Err(e) if is_broken_pipe(&e) => EXIT_OK,
         Err(e) => {

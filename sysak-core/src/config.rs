@@ -103,6 +103,14 @@ impl Config {
         Ok(Config { path: Some(path.to_owned()), plugins: file.plugins, tools })
     }
 
+    /// Deserialize the `[name]` section of a tool; defaults when absent.
+    /// Errors name the file, the section and the key.
+    pub fn tool_section<T: serde::de::DeserializeOwned + Default>(&self, name: &str) -> Result<T, ConfigError> {
+        let Some(value) = self.tools.get(name) else { return Ok(T::default()) };
+        let file = self.path.as_deref().unwrap_or(Path::new("config")).display().to_string();
+        T::deserialize(value.clone()).map_err(|e| ConfigError(format!("{file}: [{name}]: {}", e.message())))
+    }
+
     /// Names of the top-level sections other than `[plugins]`, for the
     /// dispatcher to check against its tools.
     pub fn tool_sections(&self) -> impl Iterator<Item = &str> {

@@ -10,6 +10,7 @@
 //! - [`output`]: `--format table|json` and rendering helpers.
 //! - [`plugin`]: plugin discovery, trust checks and loading (C ABI).
 //! - [`config`]: `/etc/sysak/sysak.toml`.
+//! - [`symbols`]: kallsyms, rendering addresses as `func+0x7c/0x200 [module]`.
 //! - [`signal`]: SIGINT/SIGTERM as a flag, so windows end with a report.
 
 #![deny(missing_docs)]
@@ -19,4 +20,5 @@ pub mod output;
 pub mod plugin;
 pub mod procfs;
 pub mod signal;
+pub mod symbols;
 pub mod tool;

@@ -94,8 +94,37 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
+/// `"6G"`, `"1.5G"`, `"512M"`, `"4096"` -> bytes (powers of 1024; a
+/// trailing `B`/`iB` is allowed: `"1.5GiB"`).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let t = t.strip_suffix("iB").or_else(|| t.strip_suffix('B')).unwrap_or(t);
+    let (number, shift) = match t.chars().last() {
+        Some('K' | 'k') => (&t[..t.len() - 1], 10),
+        Some('M' | 'm') => (&t[..t.len() - 1], 20),
+        Some('G' | 'g') => (&t[..t.len() - 1], 30),
+        Some('T' | 't') => (&t[..t.len() - 1], 40),
+        _ => (t, 0),
+    };
+    let value: f64 = number.trim().parse().map_err(|_| format!("{text:?} is not a size (e.g. 1.5G, 512M, 4096)"))?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(format!("{text:?} is not a size"));
+    }
+    Ok((value * (1u64 << shift) as f64) as u64)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_bytes("6G"), Ok(6 << 30));
+        assert_eq!(parse_bytes("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_bytes("512M"), Ok(512 << 20));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("-1G").is_err());
+    }
+
     use super::*;
 
     #[test]

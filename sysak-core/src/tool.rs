@@ -121,5 +121,11 @@ pub struct Tool {
     /// page and completions.
     pub command: fn() -> clap::Command,
     /// Run with parsed arguments.
-    pub run: fn(&clap::ArgMatches) -> anyhow::Result<Outcome>,
+    pub run: fn(&clap::ArgMatches, &Context) -> anyhow::Result<Outcome>,
+}
+
+/// What the dispatcher hands every tool besides its arguments.
+pub struct Context<'a> {
+    /// The loaded configuration (`/etc/sysak/sysak.toml` or `--config`).
+    pub config: &'a crate::config::Config,
 }

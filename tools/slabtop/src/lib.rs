@@ -18,7 +18,7 @@ use anyhow::Context;
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
 use sysak_core::output::{self, Format};
 use sysak_core::procfs::ProcFs;
-use sysak_core::tool::{Needs, Outcome, Tool, UsageError};
+use sysak_core::tool::{self, Needs, Outcome, Tool, UsageError};
 
 use report::{SortKey, SORT_KEYS};
 
@@ -98,7 +98,7 @@ fn parse_sort_key(word: &str) -> Result<SortKey, String> {
     }
 }
 
-fn run(matches: &ArgMatches) -> anyhow::Result<Outcome> {
+fn run(matches: &ArgMatches, _: &tool::Context) -> anyhow::Result<Outcome> {
     let format = Format::from_matches(matches);
     let sort = matches.get_one::<SortKey>("sort").copied().unwrap_or(SortKey::Objs);
     let delay = matches.get_one::<u64>("delay").copied();

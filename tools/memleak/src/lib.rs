@@ -1,0 +1,88 @@
+//! `sysak memleak`: is kernel memory leaking, of which kind, and who leaks.
+//!
+//! Modes:
+//! - `--check`: the verdict slab / page / vmalloc / none (see [`check`]),
+//!   optionally with a growth trend (`--trend SECS`);
+//! - `-t slab|page|vmalloc`: trace a window and report outstanding
+//!   allocations by call site;
+//! - `-t auto` (default): the check, then the trace of the kind it found.
+
+#![deny(missing_docs)]
+
+pub mod check;
+mod options;
+mod render;
+
+use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
+use sysak_core::output::{self, Format};
+use sysak_core::procfs::ProcFs;
+use sysak_core::tool::{self, Needs, Outcome, Tool};
+
+use check::Verdict;
+use options::Options;
+
+/// The tool's entry in sysak's table.
+pub fn tool() -> Tool {
+    Tool {
+        name: "memleak",
+        category: "memory",
+        summary: "is kernel memory leaking (slab, page, vmalloc), and which function leaks",
+        experimental: false,
+        needs: Needs {
+            root: true,
+            files: &[
+                ("/proc/meminfo", "memory statistics"),
+                ("/proc/vmallocinfo", "vmalloc statistics (CONFIG_PROC_FS, CONFIG_MMU)"),
+            ],
+        },
+        command,
+        run,
+    }
+}
+
+/// Argument definitions.
+pub fn command() -> Command {
+    Command::new("memleak")
+        .about("Find kernel memory leaks: check, classify, trace the leaking call site")
+        .arg(Arg::new("check").long("check").action(ArgAction::SetTrue).help("Print the verdict only (slab, page, vmalloc or none)"))
+        .arg(
+            Arg::new("trend")
+                .long("trend")
+                .value_name("SECS")
+                .value_parser(value_parser!(u64).range(2..=86400))
+                .help("Also sample for SECS seconds and flag steady growth below the thresholds"),
+        )
+        .arg(
+            Arg::new("type")
+                .short('t')
+                .long("type")
+                .value_name("TYPE")
+                .value_parser(["auto"])
+                .default_value("auto")
+                .help("What to trace: auto runs the check and traces the kind it finds"),
+        )
+        .arg(Arg::new("abs-threshold").long("abs-threshold").value_name("SIZE").help("A category leaks at this size whatever MemTotal is [default: 6G]"))
+        .arg(Arg::new("pct-threshold").long("pct-threshold").value_name("PCT").value_parser(value_parser!(f64)).help("... or above this % of MemTotal [default: 10]"))
+        .arg(Arg::new("min-threshold").long("min-threshold").value_name("SIZE").help("... when also above this size [default: 1.5G]"))
+        .arg(Arg::new("trend-min-rate").long("trend-min-rate").value_name("SIZE").help("Growth per second that counts as a trend [default: 256K]"))
+        .arg(output::format_arg())
+        .after_help(
+            "Examples:\n  sysak memleak --check                 verdict from /proc/meminfo and /proc/vmallocinfo\n  \
+             sysak memleak --check --trend 60      ... and flag steady growth over a minute\n  \
+             sysak memleak --check --format json   for fleets: one JSON document per host\n\n\
+             Exit status: 0 no leak, 1 leak found, 2 usage error, 3 environment error.",
+        )
+}
+
+fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome> {
+    let options = Options::resolve(matches, context.config)?;
+    sysak_core::signal::install();
+    let procfs = ProcFs::default();
+    let report = options.run_check(&procfs)?;
+    let format = Format::from_matches(matches);
+    match format {
+        Format::Json => output::print_json(&report)?,
+        Format::Table => output::print_text(&render::check(&report))?,
+    }
+    Ok(if report.verdict == Verdict::None { Outcome::Clean } else { Outcome::Found })
+}

@@ -1,0 +1,75 @@
+//! Options from the command line, then `[memleak]` in the configuration,
+//! then built-in defaults — in that order of precedence.
+
+use std::time::Duration;
+
+use clap::ArgMatches;
+use serde::Deserialize;
+use sysak_core::config::Config;
+use sysak_core::output::parse_bytes;
+use sysak_core::procfs::ProcFs;
+use sysak_core::tool::UsageError;
+
+use crate::check::{self, CheckReport, Thresholds, Usage};
+
+/// `[memleak]` in /etc/sysak/sysak.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemleakConfig {
+    /// `abs_threshold = "6G"`.
+    pub abs_threshold: Option<String>,
+    /// `pct_threshold = 10.0`.
+    pub pct_threshold: Option<f64>,
+    /// `min_threshold = "1.5G"`.
+    pub min_threshold: Option<String>,
+    /// `trend_min_rate = "256K"` (per second).
+    pub trend_min_rate: Option<String>,
+}
+
+/// Resolved options.
+#[derive(Debug)]
+pub struct Options {
+    pub thresholds: Thresholds,
+    pub trend_window: Option<Duration>,
+    pub trend_min_rate: u64,
+}
+
+fn size(flag: &str, cli: Option<&String>, config: Option<&String>, default: u64) -> anyhow::Result<u64> {
+    match cli.or(config) {
+        Some(text) => parse_bytes(text).map_err(|e| UsageError(format!("{flag}: {e}")).into()),
+        None => Ok(default),
+    }
+}
+
+impl Options {
+    pub fn resolve(m: &ArgMatches, config: &Config) -> anyhow::Result<Options> {
+        let file: MemleakConfig = config.tool_section("memleak").map_err(|e| UsageError(e.0))?;
+        let defaults = Thresholds::default();
+        let percent = m.get_one::<f64>("pct-threshold").copied().or(file.pct_threshold).unwrap_or(defaults.percent);
+        if !(0.0..=100.0).contains(&percent) {
+            return Err(UsageError(format!("--pct-threshold {percent}: use a percentage from 0 to 100")).into());
+        }
+        Ok(Options {
+            thresholds: Thresholds {
+                absolute_bytes: size("--abs-threshold", m.get_one("abs-threshold"), file.abs_threshold.as_ref(), defaults.absolute_bytes)?,
+                percent,
+                min_bytes: size("--min-threshold", m.get_one("min-threshold"), file.min_threshold.as_ref(), defaults.min_bytes)?,
+            },
+            trend_window: m.get_one::<u64>("trend").map(|s| Duration::from_secs(*s)),
+            trend_min_rate: size("--trend-min-rate", m.get_one("trend-min-rate"), file.trend_min_rate.as_ref(), 256 << 10)?,
+        })
+    }
+
+    /// The check, with the trend when asked for.
+    pub fn run_check(&self, procfs: &ProcFs) -> anyhow::Result<CheckReport> {
+        let trend = match self.trend_window {
+            Some(window) => {
+                eprintln!("sysak memleak: sampling memory for {} s (Ctrl-C ends early)", window.as_secs());
+                let interval = Duration::from_secs((window.as_secs() / 30).max(1));
+                Some(check::sample_trend(procfs, window, interval, self.trend_min_rate)?)
+            }
+            None => None,
+        };
+        Ok(check::judge(&Usage::measure(procfs)?, self.thresholds, trend))
+    }
+}
