@@ -1,0 +1,83 @@
+//! `sysak memleak` on the running kernel.
+
+mod common;
+
+use common::msgq::{MessageQueue, MSG_MSG_HEADER_BYTES};
+use common::*;
+use std::time::{Duration, Instant};
+
+#[test]
+fn check_on_this_host_says_none() {
+    let _lock = kernel_lock();
+    let scratch = Scratch::new("check");
+    let out = sysak(&scratch, &[]).args(["memleak", "--check", "--format", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc = json(&out);
+    assert_eq!(doc["verdict"], "none");
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let total_kb: u64 = meminfo.lines().next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert_eq!(doc["mem_total"].as_u64().unwrap(), total_kb * 1024);
+    let text = sysak(&scratch, &[]).args(["memleak", "--check"]).output().unwrap();
+    assert!(stdout(&text).contains("verdict: none"), "{}", stdout(&text));
+}
+
+#[test]
+fn thresholds_come_from_flags_and_config() {
+    let scratch = Scratch::new("thresholds");
+    // Everything is over a 1-byte absolute threshold: the largest category wins.
+    let out = sysak(&scratch, &[]).args(["memleak", "--check", "--abs-threshold", "1", "--format", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let doc = json(&out);
+    assert_eq!(doc["over_threshold"].as_array().unwrap().len(), 3);
+    let biggest = ["slab_unreclaimable", "vmalloc", "alloc_pages"]
+        .into_iter()
+        .max_by_key(|k| doc[*k].as_u64().unwrap())
+        .unwrap();
+    let expected = match biggest { "slab_unreclaimable" => "slab", "vmalloc" => "vmalloc", _ => "page" };
+    assert_eq!(doc["verdict"], expected);
+
+    let config = scratch.path().join("memleak.toml");
+    std::fs::write(&config, "[memleak]\nabs_threshold = \"1K\"\n").unwrap();
+    let out = sysak(&scratch, &[]).env("SYSAK_CONFIG", &config).args(["memleak", "--check", "--format", "json"]).output().unwrap();
+    assert_eq!(json(&out)["thresholds"]["absolute_bytes"], 1024);
+    // A flag beats the file.
+    let out = sysak(&scratch, &[]).env("SYSAK_CONFIG", &config).args(["memleak", "--check", "--abs-threshold", "2K", "--format", "json"]).output().unwrap();
+    assert_eq!(json(&out)["thresholds"]["absolute_bytes"], 2048);
+
+    std::fs::write(&config, "[memleak]\nabs_treshold = \"1K\"\n").unwrap();
+    let out = sysak(&scratch, &[]).env("SYSAK_CONFIG", &config).args(["memleak", "--check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("[memleak]: unknown field `abs_treshold`"), "{}", stderr(&out));
+    let out = sysak(&scratch, &[]).args(["memleak", "--check", "--abs-threshold", "lots"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--abs-threshold: \"lots\" is not a size"), "{}", stderr(&out));
+}
+
+/// A real, steady slab leak below every threshold is flagged by the trend.
+#[test]
+fn trend_flags_steady_slab_growth() {
+    let _lock = kernel_lock();
+    const TEXT: usize = 4000; // 4048-byte msg_msg: a 4 KiB cache, unreclaimable
+    const PER_TICK: usize = 1000; // ~4 MiB per 200 ms: ~20 MiB/s
+    let scratch = Scratch::new("trend");
+    let child = sysak(&scratch, &[])
+        .args(["memleak", "--check", "--trend", "5", "--trend-min-rate", "4M", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let queue = MessageQueue::new(64 * PER_TICK * (TEXT + MSG_MSG_HEADER_BYTES)).unwrap();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(5500) {
+        queue.send::<TEXT>(PER_TICK, |k, i| (k * 7 + i) as u8).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = child.wait_with_output().unwrap();
+    drop(queue);
+    let doc = json(&out);
+    assert_eq!(out.status.code(), Some(1), "{doc}");
+    assert_eq!((doc["verdict"].as_str(), doc["reason"].as_str()), (Some("slab"), Some("trend")), "{doc}");
+    let slab = doc["trend"]["categories"].as_array().unwrap().iter().find(|c| c["kind"] == "slab").unwrap().clone();
+    let rate = slab["rate_bytes_per_s"].as_f64().unwrap();
+    assert!(rate > 10e6 && rate < 40e6, "slab rate {rate} B/s, expected ~20 MB/s");
+}
