@@ -11,6 +11,7 @@
 //! - [`plugin`]: plugin discovery, trust checks and loading (C ABI).
 //! - [`config`]: `/etc/sysak/sysak.toml`.
 //! - [`symbols`]: kallsyms, rendering addresses as `func+0x7c/0x200 [module]`.
+//! - [`trace`]: tracepoint formats and perf sampling on every CPU.
 //! - [`signal`]: SIGINT/SIGTERM as a flag, so windows end with a report.
 
 #![deny(missing_docs)]
@@ -22,3 +23,4 @@ pub mod procfs;
 pub mod signal;
 pub mod symbols;
 pub mod tool;
+pub mod trace;

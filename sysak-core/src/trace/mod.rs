@@ -1,0 +1,14 @@
+//! Kernel tracing: tracepoint formats from tracefs, and perf_event_open
+//! sampling of tracepoints on every online CPU with in-kernel filters,
+//! callchains and lost-event accounting.
+//!
+//! Nothing here writes to tracefs: filters are set per perf event with
+//! PERF_EVENT_IOC_SET_FILTER, so they die with the file descriptors, even
+//! when the process is killed with SIGKILL. When tracefs is not mounted it
+//! is mounted in a private mount namespace of this process only.
+
+pub mod perf;
+pub mod tracefs;
+
+pub use perf::{PerfTracer, Sample, TracerStats};
+pub use tracefs::{EventFormat, Field, Tracefs};
