@@ -81,3 +81,62 @@ fn trend_flags_steady_slab_growth() {
     let rate = slab["rate_bytes_per_s"].as_f64().unwrap();
     assert!(rate > 10e6 && rate < 40e6, "slab rate {rate} B/s, expected ~20 MB/s");
 }
+
+/// The 256-byte cache SysV messages of `text` bytes land in on this kernel.
+fn message_cache() -> &'static str {
+    let slabinfo = std::fs::read_to_string("/proc/slabinfo").unwrap();
+    ["msg_msg-256", "kmalloc-cg-256", "kmalloc-256"]
+        .into_iter()
+        .find(|c| slabinfo.lines().any(|l| l.starts_with(&format!("{c} "))))
+        .expect("a 256-byte cache for SysV messages")
+}
+
+/// N messages kept during the window are found at load_msg, within 2 %;
+/// messages received (freed) before the window ends are not.
+#[test]
+fn slab_trace_finds_kept_messages_at_load_msg() {
+    let _lock = kernel_lock();
+    const TEXT: usize = 200; // 248-byte msg_msg: a 256-byte cache
+    const KEPT: usize = 5000;
+    const FREED: usize = 3000;
+    let cache = message_cache();
+    let scratch = Scratch::new("slabtrace");
+    let child = sysak(&scratch, &[])
+        .args(["memleak", "-t", "slab", "-n", cache, "-i", "4", "-r", "25", "-s", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let kept = MessageQueue::new((KEPT + FREED) * (TEXT + MSG_MSG_HEADER_BYTES) * 2).unwrap();
+    let freed = MessageQueue::new(FREED * (TEXT + MSG_MSG_HEADER_BYTES) * 2).unwrap();
+    kept.send::<TEXT>(KEPT, |k, i| (k ^ i) as u8).unwrap();
+    freed.send::<TEXT>(FREED, |_, _| 0x5a).unwrap();
+    assert_eq!(freed.receive::<TEXT>(FREED), FREED);
+    let out = child.wait_with_output().unwrap();
+    drop((kept, freed));
+    assert_eq!(out.status.code(), Some(1), "a leak is a finding: {}", stderr(&out));
+    let doc = json(&out);
+    assert_eq!(doc["type"], "slab");
+    assert_eq!(doc["cache"], cache);
+    assert_eq!(doc["lost_events"], 0, "{doc}");
+    let top = &doc["callsites"][0];
+    let function = top["function"].as_str().unwrap();
+    assert!(function.starts_with("load_msg+0x"), "top call site {function}: {doc}");
+    let count = top["count"].as_u64().unwrap() as f64;
+    assert!((count - KEPT as f64).abs() <= KEPT as f64 * 0.02, "count {count}, expected {KEPT} ± 2 %: {doc}");
+    assert_eq!(top["bytes"].as_u64().unwrap(), top["count"].as_u64().unwrap() * 256);
+    assert!(top["stack"].as_array().unwrap().iter().any(|f| f.as_str().unwrap().starts_with("load_msg+")), "{top}");
+    assert!(top["max_age_s"].as_f64().unwrap() > 1.0 && top["max_age_s"].as_f64().unwrap() < 5.0, "{top}");
+    assert!(doc["scan"]["unavailable"].is_string());
+}
+
+#[test]
+fn unknown_cache_lists_the_valid_ones() {
+    let scratch = Scratch::new("badcache");
+    let out = sysak(&scratch, &[]).args(["memleak", "-t", "slab", "-n", "no-such-cache", "-i", "1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("unknown slab cache 'no-such-cache'; valid caches: ") && err.contains("kmalloc-64"), "{err}");
+}

@@ -121,6 +121,9 @@ fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
     Some(cpus)
 }
 
+/// Deepest kernel callchain asked for.
+pub const MAX_STACK_DEPTH: u16 = 32;
+
 const SAMPLE_TYPE: u64 = (sys::bindings::PERF_SAMPLE_TID
     | sys::bindings::PERF_SAMPLE_TIME
     | sys::bindings::PERF_SAMPLE_CPU
@@ -160,6 +163,8 @@ impl PerfTracer {
         attr.sample_type = SAMPLE_TYPE | if callchain { sys::bindings::PERF_SAMPLE_CALLCHAIN as u64 } else { 0 };
         attr.set_disabled(1);
         attr.set_exclude_callchain_user(1);
+        // Bounded unwinds: the unwind is most of the cost (kernel-notes).
+        attr.sample_max_stack = MAX_STACK_DEPTH;
         attr.set_use_clockid(1);
         attr.clockid = libc::CLOCK_MONOTONIC;
         attr.set_watermark(1);

@@ -11,6 +11,7 @@ use sysak_core::procfs::ProcFs;
 use sysak_core::tool::UsageError;
 
 use crate::check::{self, CheckReport, Thresholds, Usage};
+use crate::window::Window;
 
 /// `[memleak]` in /etc/sysak/sysak.toml.
 #[derive(Debug, Default, Deserialize)]
@@ -24,14 +25,28 @@ pub struct MemleakConfig {
     pub min_threshold: Option<String>,
     /// `trend_min_rate = "256K"` (per second).
     pub trend_min_rate: Option<String>,
+    /// `interval = 60`: trace window, seconds.
+    pub interval: Option<u64>,
+    /// `free_only_percent = 20`.
+    pub free_only_percent: Option<u32>,
+    /// `max_tracked = 1000000`.
+    pub max_tracked: Option<usize>,
 }
 
 /// Resolved options.
 #[derive(Debug)]
 pub struct Options {
+    pub check_only: bool,
     pub thresholds: Thresholds,
     pub trend_window: Option<Duration>,
     pub trend_min_rate: u64,
+    /// `-t` other than auto.
+    pub trace_type: Option<String>,
+    pub cache: Option<String>,
+    pub window: Window,
+    pub stacks: bool,
+    pub top: usize,
+    pub max_tracked: usize,
 }
 
 fn size(flag: &str, cli: Option<&String>, config: Option<&String>, default: u64) -> anyhow::Result<u64> {
@@ -49,7 +64,19 @@ impl Options {
         if !(0.0..=100.0).contains(&percent) {
             return Err(UsageError(format!("--pct-threshold {percent}: use a percentage from 0 to 100")).into());
         }
+        let interval = m.get_one::<u64>("interval").copied().or(file.interval).unwrap_or(60);
+        let free_only_percent = m.get_one::<u32>("free-only").copied().or(file.free_only_percent).unwrap_or(20);
+        if free_only_percent > 90 {
+            return Err(UsageError(format!("free_only_percent {free_only_percent}: use 0 to 90")).into());
+        }
         Ok(Options {
+            check_only: m.get_flag("check"),
+            trace_type: m.get_one::<String>("type").filter(|t| *t != "auto").cloned(),
+            cache: m.get_one::<String>("cache").cloned(),
+            window: Window { total: Duration::from_secs(interval.max(1)), free_only_percent },
+            stacks: m.get_flag("stacks"),
+            top: m.get_one::<usize>("top").copied().unwrap_or(20),
+            max_tracked: m.get_one::<u64>("max-tracked").map(|n| *n as usize).or(file.max_tracked).unwrap_or(1_000_000),
             thresholds: Thresholds {
                 absolute_bytes: size("--abs-threshold", m.get_one("abs-threshold"), file.abs_threshold.as_ref(), defaults.absolute_bytes)?,
                 percent,

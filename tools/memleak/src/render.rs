@@ -5,6 +5,7 @@ use std::fmt::Write;
 use sysak_core::output::human_bytes;
 
 use crate::check::{CheckReport, Kind, Verdict};
+use crate::report::TraceReport;
 
 /// The check report as text.
 pub fn check(r: &CheckReport) -> String {
@@ -55,4 +56,70 @@ fn verdict_name(v: Verdict) -> &'static str {
         Verdict::Vmalloc => "vmalloc",
         Verdict::None => "none",
     }
+}
+
+/// The trace report as text, in the original sysak's layout: the call
+/// sites with counts and marks, then the cache summary.
+pub fn trace(r: &TraceReport) -> String {
+    let mut out = String::new();
+    let what = match (&r.cache, r.kind) {
+        (Some(cache), _) => format!("slab cache {cache}"),
+        (None, kind) => kind.name().to_string(),
+    };
+    let _ = writeln!(out, "outstanding allocations ({what}, {:.0} s window, last {:.0} s free-only):", r.window_s, r.free_only_s);
+    let unit = if r.kind == Kind::Page { "pages" } else { "count" };
+    let mut table = sysak_core::output::plain_table([unit, "marked", "bytes", "max age", "function"]);
+    for site in &r.callsites {
+        table.add_row(vec![
+            site.count.to_string(),
+            site.marked.to_string(),
+            human_bytes(site.bytes),
+            format!("{:.1}s", site.max_age_s),
+            site.function.clone(),
+        ]);
+    }
+    if r.callsites.is_empty() {
+        let _ = writeln!(out, "  none: every allocation traced in the window was freed");
+    } else {
+        let _ = writeln!(out, "{table}");
+    }
+    if r.callsites_total > r.callsites.len() {
+        let _ = writeln!(out, "  ({} more call sites; --top N shows more)", r.callsites_total - r.callsites.len());
+    }
+    for site in r.callsites.iter().filter(|s| !s.stack.is_empty()) {
+        let _ = writeln!(out, "\nstack of {}:", site.function);
+        for frame in &site.stack {
+            let _ = writeln!(out, "    {frame}");
+        }
+    }
+    if let Some(reason) = &r.cache_reason {
+        let _ = writeln!(out, "\ncache: {} ({reason})", r.cache.as_deref().unwrap_or("-"));
+    }
+    match (&r.scan.backend, &r.scan.unavailable) {
+        (Some(backend), _) => {
+            let _ = writeln!(out, "scan: {backend}");
+        }
+        (None, Some(why)) => {
+            let _ = writeln!(out, "scan: unavailable: {why}");
+        }
+        _ => {}
+    }
+    let _ = writeln!(out, "leak function: {}", r.leak_function.as_deref().unwrap_or("none marked"));
+    let mut warnings = Vec::new();
+    if r.lost_events > 0 {
+        warnings.push(format!("{} events lost (ring buffers full): counts may be off", r.lost_events));
+    }
+    if r.untracked_allocations > 0 {
+        warnings.push(format!("{} allocations not tracked (table full; raise --max-tracked)", r.untracked_allocations));
+    }
+    if r.dropped_stacks > 0 {
+        warnings.push(format!("{} stacks not kept (stack table full)", r.dropped_stacks));
+    }
+    if r.interrupted {
+        warnings.push("interrupted: the window was cut short".to_string());
+    }
+    for w in warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    out
 }

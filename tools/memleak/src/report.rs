@@ -1,0 +1,77 @@
+//! The trace report (`-t slab|page|vmalloc`): outstanding allocations by
+//! call site, plus what could make the answer wrong. JSON per DESIGN.md:
+//! sizes in bytes, addresses as "0x…" strings, functions as
+//! "name+0xoff/0xsize" with " [module]" for module code.
+
+use serde::Serialize;
+
+use crate::check::Kind;
+
+/// One call site with allocations still outstanding at the window's end.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallSite {
+    /// `func+0xoff/0xsize [module]`, or a raw address.
+    pub function: String,
+    /// Outstanding allocations (pages for `-t page`, areas for vmalloc).
+    pub count: u64,
+    /// Of those, how many look like the leaked cluster (memory scan; 0
+    /// until the scan can run on this host).
+    pub marked: u64,
+    /// Outstanding bytes.
+    pub bytes: u64,
+    /// Age of the oldest outstanding allocation, seconds.
+    pub max_age_s: f64,
+    /// Growth in bytes across the window (vmalloc only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub growth_bytes: Option<i64>,
+    /// The most common kernel stack, innermost first (with `-s`).
+    pub stack: Vec<String>,
+}
+
+/// The memory scan's section (see memleak part 2).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scan {
+    /// "bpf", "kcore", "vmcore", or null when no backend read memory.
+    pub backend: Option<String>,
+    /// Why not, when `backend` is null.
+    pub unavailable: Option<String>,
+}
+
+/// `sysak memleak -t …` report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TraceReport {
+    /// What was traced.
+    #[serde(rename = "type")]
+    pub kind: Kind,
+    /// The slab cache traced (`-t slab`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<String>,
+    /// Why that cache (automatic pick) or "given with -n".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_reason: Option<String>,
+    /// How allocations were traced: "perf" (samples with in-kernel filters)
+    /// or "vmallocinfo".
+    pub tracer: String,
+    /// Seconds traced.
+    pub window_s: f64,
+    /// Seconds of the window that traced frees only.
+    pub free_only_s: f64,
+    /// Ended early by Ctrl-C.
+    pub interrupted: bool,
+    /// Samples the kernel dropped (full ring buffers): the counts may be low
+    /// and, for lost frees, outstanding counts high.
+    pub lost_events: u64,
+    /// Allocations not tracked because the table was full (--max-tracked).
+    pub untracked_allocations: u64,
+    /// Stacks not kept because the stack table was full.
+    pub dropped_stacks: u64,
+    /// Call sites, most outstanding first (at most --top).
+    pub callsites: Vec<CallSite>,
+    /// Call sites in all, before --top.
+    pub callsites_total: usize,
+    /// The memory scan.
+    pub scan: Scan,
+    /// The call site with the most marked allocations; null while none is
+    /// marked.
+    pub leak_function: Option<String>,
+}
