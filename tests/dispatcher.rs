@@ -23,7 +23,7 @@ fn list_groups_builtins_by_category() {
     let out = sysak(&scratch, &[]).arg("list").output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
-    assert!(text.starts_with("memory:\n  slabtop "), "{text}");
+    assert!(text.starts_with("memory:\n  memleak ") && text.contains("\n  slabtop "), "{text}");
     let out = sysak(&scratch, &[]).args(["list", "--format", "json"]).output().unwrap();
     let doc = json(&out);
     let slabtop = doc["commands"].as_array().unwrap().iter().find(|c| c["name"] == "slabtop").unwrap().clone();

@@ -140,3 +140,73 @@ fn unknown_cache_lists_the_valid_ones() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("unknown slab cache 'no-such-cache'; valid caches: ") && err.contains("kmalloc-64"), "{err}");
 }
+
+/// tracefs as the host sees it: set_event and the kmem filters, read in a
+/// private mount namespace when tracefs is not mounted on the host.
+fn host_tracefs_state() -> String {
+    let script = "T=/sys/kernel/tracing; grep -q ' tracefs ' /proc/mounts || mount -t tracefs nodev $T; \
+                  echo set_event:; cat $T/set_event; echo filters:; grep -v '^none$' $T/events/kmem/*/filter; \
+                  echo instances:; ls $T/instances; true";
+    let out = std::process::Command::new("unshare").args(["-m", "sh", "-c", script]).output().unwrap();
+    stdout(&out)
+}
+
+fn host_mounts_tracefs() -> bool {
+    std::fs::read_to_string("/proc/self/mounts").unwrap().lines().any(|l| l.split_whitespace().nth(2) == Some("tracefs"))
+}
+
+#[test]
+fn sigint_ends_the_window_with_a_partial_report() {
+    let _lock = kernel_lock();
+    const TEXT: usize = 200;
+    let cache = message_cache();
+    let scratch = Scratch::new("sigint");
+    let child = sysak(&scratch, &[])
+        .args(["memleak", "-t", "slab", "-n", cache, "-i", "60", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let queue = MessageQueue::new(2000 * (TEXT + MSG_MSG_HEADER_BYTES) * 2).unwrap();
+    queue.send::<TEXT>(1000, |_, i| i as u8).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    drop(queue);
+    assert!(started.elapsed() < Duration::from_secs(5), "SIGINT did not end the window promptly");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let doc = json(&out);
+    assert_eq!(doc["interrupted"], true);
+    assert!(doc["window_s"].as_f64().unwrap() < 10.0);
+    let top = &doc["callsites"][0];
+    assert!(top["function"].as_str().unwrap().starts_with("load_msg+"), "{doc}");
+    assert!(top["count"].as_u64().unwrap() >= 990, "{doc}");
+}
+
+#[test]
+fn sigkill_leaves_no_kernel_state() {
+    let _lock = kernel_lock();
+    let before = host_tracefs_state();
+    let mounted_before = host_mounts_tracefs();
+    let scratch = Scratch::new("sigkill");
+    let mut child = sysak(&scratch, &[])
+        .args(["memleak", "-t", "slab", "-n", message_cache(), "-i", "60", "-s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // While it runs, its perf events exist as descriptors of its own.
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", child.id())).unwrap().count();
+    assert!(fds > 4, "expected perf descriptors, saw {fds} fds");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let after = host_tracefs_state();
+    assert_eq!(after, before, "tracefs state changed");
+    assert!(after.contains("set_event:\nfilters:\ninstances:\n"), "events or filters left: {after}");
+    assert_eq!(host_mounts_tracefs(), mounted_before, "tracefs mount leaked into the host namespace");
+    let queues = std::process::Command::new("ipcs").arg("-q").output().unwrap();
+    assert!(!stdout(&queues).lines().any(|l| l.starts_with("0x") && l.contains(" root ")), "{}", stdout(&queues));
+}

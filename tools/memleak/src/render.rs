@@ -66,7 +66,7 @@ pub fn trace(r: &TraceReport) -> String {
         (Some(cache), _) => format!("slab cache {cache}"),
         (None, kind) => kind.name().to_string(),
     };
-    let _ = writeln!(out, "outstanding allocations ({what}, {:.0} s window, last {:.0} s free-only):", r.window_s, r.free_only_s);
+    let _ = writeln!(out, "outstanding allocations ({what}, {:.1} s window, last {:.1} s free-only):", r.window_s, r.free_only_s);
     let unit = if r.kind == Kind::Page { "pages" } else { "count" };
     let mut table = sysak_core::output::plain_table([unit, "marked", "bytes", "max age", "function"]);
     for site in &r.callsites {
