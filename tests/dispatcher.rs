@@ -41,14 +41,7 @@ fn every_builtin_has_help_without_root() {
     assert!(!names.is_empty());
     for name in names {
         for args in [vec![name.as_str(), "--help"], vec!["help", name.as_str()]] {
-            let cmd = sysak(&scratch, &[]);
-            let out = Command::new("setpriv")
-                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-                .arg(cmd.get_program())
-                .args(&args)
-                .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
-                .output()
-                .unwrap();
+            let out = run_as_nobody(&sysak(&scratch, &[]), &args);
             assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
             let text = stdout(&out);
             assert!(text.contains(&format!("sysak {name}")), "{args:?}: {text}");

@@ -213,14 +213,7 @@ fn usage_errors_exit_2() {
 #[test]
 fn unprivileged_run_says_it_needs_root() {
     let scratch = Scratch::new("nonroot");
-    let cmd = sysak(&scratch, &[]);
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(cmd.get_program())
-        .args(["slabtop", "-o"])
-        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
-        .output()
-        .unwrap();
+    let out = run_as_nobody(&sysak(&scratch, &[]), &["slabtop", "-o"]);
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(stderr(&out), "sysak slabtop: slabtop needs root: run it as root (sudo sysak slabtop ...)\n");
 }

@@ -130,3 +130,15 @@ pub fn install(file: &Path, dir: &Path, name: &str) -> PathBuf {
 pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
+
+/// Run `cmd`'s program with `args` as user nobody (setpriv), keeping its
+/// environment: for checking what unprivileged users see.
+pub fn run_as_nobody(cmd: &Command, args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(cmd.get_program())
+        .args(args)
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .output()
+        .expect("setpriv (util-linux)")
+}

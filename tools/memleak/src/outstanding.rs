@@ -134,11 +134,13 @@ impl Outstanding {
     }
 
     /// Number of outstanding allocations.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.live.len()
     }
 
     /// Whether nothing is outstanding.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.live.is_empty()
     }
