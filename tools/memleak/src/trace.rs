@@ -4,12 +4,13 @@ use std::path::Path;
 
 use sysak_core::procfs::ProcFs;
 use sysak_core::symbols::Kallsyms;
-use sysak_core::trace::Tracefs;
+use sysak_core::trace::{TracerStats, Tracefs};
 
 use crate::check::Kind;
 use crate::options::Options;
 use crate::outstanding::{Outstanding, Stacks};
 use crate::report::{CallSite, Scan, TraceReport};
+use crate::page::PageTracer;
 use crate::slab::{self, SlabTarget, SlabTracer};
 use crate::window;
 
@@ -50,6 +51,44 @@ pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
         SlabTarget::Cache { stats, reason } => (Some(stats.name.clone()), Some(reason.clone())),
         SlabTarget::All => (Some("all".into()), Some("given with -n all".into())),
     };
+    let mut report = build_report(Kind::Slab, &outstanding, &stacks, &symbols, &outcome, tracer_stats, options, 1);
+    report.cache = cache;
+    report.cache_reason = cache_reason;
+    Ok(report)
+}
+
+/// `-t page`.
+pub fn page(options: &Options) -> anyhow::Result<TraceReport> {
+    let tracefs = Tracefs::open()?;
+    let symbols = Kallsyms::load(Path::new("/proc"))?;
+    let page_size = crate::check::page_size();
+    let mut traced = PageTracer::open(&tracefs, RING_PAGES, page_size)?;
+    let mut outstanding = Outstanding::new(options.max_tracked);
+    let mut stacks = Stacks::new(MAX_STACKS);
+    let keep_stacks = options.stacks;
+    let PageTracer { tracer, events } = &mut traced;
+    let (allocs, frees) = (events.allocs.clone(), events.frees.clone());
+    let outcome = window::run(tracer, &allocs, &frees, options.window, "sysak memleak: pages", |event| match event {
+        window::Event::Sample(sample) => events.apply(sample, &symbols, &mut outstanding, keep_stacks.then_some(&mut stacks)),
+        window::Event::Drained(before) => outstanding.retire(before),
+    })?;
+    let stats = tracer.stats();
+    Ok(build_report(Kind::Page, &outstanding, &stacks, &symbols, &outcome, stats, options, page_size))
+}
+
+/// Outstanding set -> report. `count_unit` divides bytes into the reported
+/// count (page size for pages: counts are pages, not allocations).
+#[allow(clippy::too_many_arguments)]
+fn build_report(
+    kind: Kind,
+    outstanding: &Outstanding,
+    stacks: &Stacks,
+    symbols: &Kallsyms,
+    outcome: &window::WindowOutcome,
+    stats: TracerStats,
+    options: &Options,
+    count_unit: u64,
+) -> TraceReport {
     let sites = outstanding.by_call_site();
     let callsites_total = sites.len();
     let callsites = sites
@@ -57,7 +96,7 @@ pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
         .take(options.top)
         .map(|s| CallSite {
             function: symbols.format(s.call_site),
-            count: s.count,
+            count: if count_unit > 1 { s.bytes / count_unit } else { s.count },
             marked: 0,
             bytes: s.bytes,
             max_age_s: outcome.end_ns.saturating_sub(s.oldest_ns) as f64 / 1e9,
@@ -65,20 +104,20 @@ pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
             stack: s.stack.map(|id| stacks.get(id).iter().map(|ip| symbols.format(*ip)).collect()).unwrap_or_default(),
         })
         .collect();
-    Ok(TraceReport {
-        kind: Kind::Slab,
-        cache,
-        cache_reason,
+    TraceReport {
+        kind,
+        cache: None,
+        cache_reason: None,
         tracer: "perf".into(),
         window_s: outcome.elapsed_s,
         free_only_s: outcome.free_only_s,
         interrupted: outcome.interrupted,
-        lost_events: tracer_stats.lost,
+        lost_events: stats.lost,
         untracked_allocations: outstanding.overflow,
         dropped_stacks: stacks.dropped,
         callsites,
         callsites_total,
         scan: scan_unavailable(),
         leak_function: None,
-    })
+    }
 }

@@ -1,0 +1,145 @@
+//! `-t page`: outstanding page allocations by call site.
+//!
+//! `kmem:mm_page_alloc` with kernel callchains, filtered in the kernel to
+//! skip movable (1) and reclaimable (2) migratetypes — user and page-cache
+//! memory, which is not what leaks; `kmem:mm_page_free` and, where present,
+//! `kmem:mm_page_free_batched` (order-0 frees of page lists) without
+//! callchains. Pages are keyed by PFN. The call site is the first frame
+//! outside the page allocator, so a leak shows as `pipe_write+…` rather than
+//! `__alloc_pages+…`. Field offsets (5.10's `gfp_flags` is 4 bytes, 6.x's 8)
+//! come from the format files.
+
+use std::collections::HashMap;
+
+use sysak_core::symbols::Kallsyms;
+use sysak_core::tool::EnvironmentError;
+use sysak_core::trace::perf::{kernel_frames, EventHandle};
+use sysak_core::trace::{Field, PerfTracer, Sample, Tracefs};
+
+use crate::outstanding::{Allocation, Outstanding, Stacks};
+
+/// Function-name fragments of the page allocator and of the tracing
+/// machinery that sits between a tracepoint and its caller.
+const ALLOCATOR_FRAGMENTS: [&str; 16] = [
+    "alloc_pages",
+    "get_free_page",
+    "folio_alloc",
+    "get_page_from_freelist",
+    "post_alloc_hook",
+    "prep_new_page",
+    "rmqueue",
+    "alloc_frozen_pages",
+    "page_frag_alloc",
+    "alloc_page_interleave",
+    "alloc_pages_mpol",
+    "perf_trace",
+    "trace_event_raw",
+    "__traceiter",
+    "perf_tp_event",
+    "__do_trace",
+];
+
+/// Whether a resolved frame belongs to the page allocator (or tracing).
+pub fn is_allocator_frame(function: &str) -> bool {
+    ALLOCATOR_FRAGMENTS.iter().any(|f| function.contains(f))
+}
+
+enum Role {
+    Alloc { pfn: Field, order: Field },
+    Free { pfn: Field },
+}
+
+/// The events of a page trace.
+pub struct PageTracer {
+    /// The perf events and their rings.
+    pub tracer: PerfTracer,
+    /// Which event is which.
+    pub events: PageEvents,
+}
+
+/// Event roles plus the per-address allocator-frame cache.
+pub struct PageEvents {
+    /// Allocation events.
+    pub allocs: Vec<EventHandle>,
+    /// Free events.
+    pub frees: Vec<EventHandle>,
+    roles: HashMap<u64, Role>,
+    frame_is_allocator: HashMap<u64, bool>,
+    page_size: u64,
+}
+
+impl PageTracer {
+    /// Open the events on every CPU (disabled).
+    pub fn open(tracefs: &Tracefs, ring_pages: usize, page_size: u64) -> anyhow::Result<PageTracer> {
+        let mut tracer = PerfTracer::new(ring_pages)?;
+        let mut events = PageEvents {
+            allocs: Vec::new(),
+            frees: Vec::new(),
+            roles: HashMap::new(),
+            frame_is_allocator: HashMap::new(),
+            page_size,
+        };
+        if !tracefs.has_event("kmem", "mm_page_alloc") {
+            return Err(EnvironmentError("this kernel has no kmem:mm_page_alloc tracepoint".into()).into());
+        }
+        let alloc = tracefs.event_format("kmem", "mm_page_alloc")?;
+        let filter = alloc.field("migratetype").map(|_| "migratetype != 1 && migratetype != 2");
+        events.allocs.push(tracer.add(&alloc, filter, true)?);
+        events.roles.insert(alloc.id, Role::Alloc { pfn: alloc.require("pfn")?.clone(), order: alloc.require("order")?.clone() });
+        for name in ["mm_page_free", "mm_page_free_batched"] {
+            if !tracefs.has_event("kmem", name) {
+                continue;
+            }
+            let free = tracefs.event_format("kmem", name)?;
+            events.frees.push(tracer.add(&free, None, false)?);
+            events.roles.insert(free.id, Role::Free { pfn: free.require("pfn")?.clone() });
+        }
+        Ok(PageTracer { tracer, events })
+    }
+}
+
+impl PageEvents {
+    /// Apply one sample; `symbols` resolve frames to find the call site.
+    pub fn apply(&mut self, sample: &Sample, symbols: &Kallsyms, outstanding: &mut Outstanding, stacks: Option<&mut Stacks>) {
+        match self.roles.get(&sample.event_id) {
+            Some(Role::Alloc { pfn, order }) => {
+                let (Some(pfn), Some(order)) = (pfn.read_u64(sample.raw), order.read_u64(sample.raw)) else { return };
+                if pfn == u64::MAX {
+                    return; // failed allocation: pfn is -1
+                }
+                let frames: Vec<u64> = kernel_frames(sample.callchain).collect();
+                let cache = &mut self.frame_is_allocator;
+                let call_site = frames
+                    .iter()
+                    .copied()
+                    .find(|ip| !*cache.entry(*ip).or_insert_with(|| symbols.resolve(*ip).is_some_and(|r| is_allocator_frame(r.name))))
+                    .or_else(|| frames.first().copied())
+                    .unwrap_or(0);
+                let stack = stacks.and_then(|s| s.intern(&frames));
+                let bytes = self.page_size << order.min(20);
+                outstanding.alloc(pfn, Allocation { time_ns: sample.time_ns, call_site, bytes, stack });
+            }
+            Some(Role::Free { pfn, .. }) => {
+                if let Some(pfn) = pfn.read_u64(sample.raw) {
+                    outstanding.free(pfn, sample.time_ns);
+                }
+            }
+            None => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocator_frames_are_recognised() {
+        for f in ["__alloc_pages_noprof", "alloc_pages_mpol", "get_page_from_freelist", "__folio_alloc_noprof", "perf_trace_mm_page_alloc"] {
+            assert!(is_allocator_frame(f), "{f}");
+        }
+        for f in ["anon_pipe_write", "load_msg", "bond_init"] {
+            assert!(!is_allocator_frame(f), "{f}");
+        }
+    }
+}
