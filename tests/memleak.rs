@@ -259,3 +259,52 @@ fn page_trace_finds_pipe_pages() {
     assert!((pages - PAGES).abs() <= PAGES / 50, "{pages} pages, expected {PAGES} ± 2 %: {pipe_site}");
     assert_eq!(pipe_site["bytes"].as_i64().unwrap(), pages * 4096);
 }
+
+/// vmalloc bytes per caller in /proc/vmallocinfo.
+fn vmalloc_by_caller() -> std::collections::HashMap<String, u64> {
+    let mut m = std::collections::HashMap::new();
+    for line in std::fs::read_to_string("/proc/vmallocinfo").unwrap().lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let pages = w.iter().find_map(|x| x.strip_prefix("pages=")).and_then(|p| p.parse::<u64>().ok());
+        if let (Some(pages), true, Some(caller)) = (pages, w.contains(&"vmalloc"), w.get(2)) {
+            *m.entry(caller.to_string()).or_default() += pages * 4096;
+        }
+    }
+    m
+}
+
+/// A 16 MiB BPF array map is vmalloc memory: checked in /proc/vmallocinfo
+/// first, then its caller must top the growth list.
+#[test]
+fn vmalloc_trace_ranks_the_growing_caller_first() {
+    let _lock = kernel_lock();
+    const BYTES: u64 = 16 << 20;
+    let before = vmalloc_by_caller();
+    let map = common::bpfmap::array_map(4096, (BYTES / 4096) as u32).expect("BPF array map");
+    let after = vmalloc_by_caller();
+    drop(map);
+    let (caller, grown) = after
+        .iter()
+        .map(|(c, b)| (c.clone(), *b as i64 - *before.get(c).unwrap_or(&0) as i64))
+        .max_by_key(|(_, g)| *g)
+        .unwrap();
+    assert!(grown >= BYTES as i64, "vmallocinfo grew only {grown} B at {caller}");
+
+    let scratch = Scratch::new("vmalloc");
+    let child = sysak(&scratch, &[])
+        .args(["memleak", "-t", "vmalloc", "-i", "3", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let map = common::bpfmap::array_map(4096, (BYTES / 4096) as u32).unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(map);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let doc = json(&out);
+    assert_eq!(doc["type"], "vmalloc");
+    let top = &doc["callsites"][0];
+    assert_eq!(top["function"].as_str().unwrap(), caller, "{doc}");
+    assert!(top["growth_bytes"].as_i64().unwrap() >= BYTES as i64, "{top}");
+}

@@ -2,6 +2,7 @@
 //! with an isolated configuration, scratch directories, and plugin builds.
 #![allow(dead_code)]
 
+pub mod bpfmap;
 pub mod msgq;
 pub mod pipes;
 

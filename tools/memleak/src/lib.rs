@@ -17,6 +17,7 @@ mod render;
 pub mod report;
 mod slab;
 mod trace;
+mod vmalloc;
 mod window;
 
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
@@ -63,7 +64,7 @@ pub fn command() -> Command {
                 .short('t')
                 .long("type")
                 .value_name("TYPE")
-                .value_parser(["auto", "slab", "page"])
+                .value_parser(["auto", "slab", "page", "vmalloc"])
                 .default_value("auto")
                 .help("What to trace: auto runs the check and traces the kind it finds"),
         )
@@ -115,6 +116,7 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
     let kind = match options.trace_type.as_deref() {
         Some("slab") => Kind::Slab,
         Some("page") => Kind::Page,
+        Some("vmalloc") => Kind::Vmalloc,
         _ => {
             let report = options.run_check(&procfs)?;
             let leaking = match report.verdict {
@@ -124,12 +126,7 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
                 Verdict::None => None,
             };
             match (options.check_only, leaking) {
-                (false, Some(kind @ (Kind::Slab | Kind::Page))) => kind,
-                (false, Some(other)) => {
-                    // vmalloc tracing (-t vmalloc) is not built yet.
-                    eprintln!("sysak memleak: the check found a {} leak; tracing it is not available in this version, so the check is reported", other.name());
-                    return print_check(&report, format);
-                }
+                (false, Some(kind)) => kind,
                 _ => {
                     if !options.check_only && format == Format::Table {
                         eprintln!("sysak memleak: no leak found; nothing to trace");
@@ -142,13 +139,15 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
     let report = match kind {
         Kind::Slab => trace::slab(&procfs, &options)?,
         Kind::Page => trace::page(&options)?,
-        Kind::Vmalloc => unreachable!("vmalloc tracing is not offered by -t yet"),
+        Kind::Vmalloc => vmalloc::trace(&procfs, options.window.total, options.top, check::page_size())?,
     };
     match format {
         Format::Json => output::print_json(&report)?,
         Format::Table => output::print_text(&render::trace(&report))?,
     }
-    Ok(if report.callsites.is_empty() { Outcome::Clean } else { Outcome::Found })
+    // A finding: allocations still outstanding (slab, page), or growth (vmalloc).
+    let found = report.callsites.iter().any(|c| c.growth_bytes.map_or(c.count > 0, |g| g > 0));
+    Ok(if found { Outcome::Found } else { Outcome::Clean })
 }
 
 fn print_check(report: &check::CheckReport, format: Format) -> anyhow::Result<Outcome> {

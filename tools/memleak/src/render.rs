@@ -67,16 +67,20 @@ pub fn trace(r: &TraceReport) -> String {
         (None, kind) => kind.name().to_string(),
     };
     let _ = writeln!(out, "outstanding allocations ({what}, {:.1} s window, last {:.1} s free-only):", r.window_s, r.free_only_s);
-    let unit = if r.kind == Kind::Page { "pages" } else { "count" };
-    let mut table = sysak_core::output::plain_table([unit, "marked", "bytes", "max age", "function"]);
+    let (unit, age) = match r.kind {
+        Kind::Page => ("pages", "max age"),
+        Kind::Slab => ("count", "max age"),
+        Kind::Vmalloc => ("areas", "growth"),
+    };
+    let mut table = sysak_core::output::plain_table([unit, "marked", "bytes", age, "function"]);
     for site in &r.callsites {
-        table.add_row(vec![
-            site.count.to_string(),
-            site.marked.to_string(),
-            human_bytes(site.bytes),
-            format!("{:.1}s", site.max_age_s),
-            site.function.clone(),
-        ]);
+        let last = match (site.max_age_s, site.growth_bytes) {
+            (Some(age), _) => format!("{age:.1}s"),
+            (None, Some(g)) if g >= 0 => format!("+{}", human_bytes(g as u64)),
+            (None, Some(g)) => format!("-{}", human_bytes(g.unsigned_abs())),
+            (None, None) => "-".into(),
+        };
+        table.add_row(vec![site.count.to_string(), site.marked.to_string(), human_bytes(site.bytes), last, site.function.clone()]);
     }
     if r.callsites.is_empty() {
         let _ = writeln!(out, "  none: every allocation traced in the window was freed");

@@ -19,8 +19,10 @@ pub struct CallSite {
     pub marked: u64,
     /// Outstanding bytes.
     pub bytes: u64,
-    /// Age of the oldest outstanding allocation, seconds.
-    pub max_age_s: f64,
+    /// Age of the oldest outstanding allocation, seconds (traced kinds
+    /// only: /proc/vmallocinfo carries no ages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_age_s: Option<f64>,
     /// Growth in bytes across the window (vmalloc only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub growth_bytes: Option<i64>,

@@ -99,7 +99,7 @@ fn build_report(
             count: if count_unit > 1 { s.bytes / count_unit } else { s.count },
             marked: 0,
             bytes: s.bytes,
-            max_age_s: outcome.end_ns.saturating_sub(s.oldest_ns) as f64 / 1e9,
+            max_age_s: Some(outcome.end_ns.saturating_sub(s.oldest_ns) as f64 / 1e9),
             growth_bytes: None,
             stack: s.stack.map(|id| stacks.get(id).iter().map(|ip| symbols.format(*ip)).collect()).unwrap_or_default(),
         })
