@@ -11,8 +11,9 @@ pub struct PipePages {
 }
 
 impl PipePages {
-    /// `pipes` pipes, each filled with `pages_each` pages (at most 16, the
-    /// default pipe capacity).
+    /// `pipes` pipes, each filled with `pages_each` pages (the pipe is
+    /// resized with F_SETPIPE_SZ when that is more than the default 16;
+    /// /proc/sys/fs/pipe-max-size, 1 MiB by default, is the limit).
     pub fn fill(pipes: usize, pages_each: usize) -> std::io::Result<PipePages> {
         let mut held = Vec::with_capacity(pipes);
         let page = vec![0xa5u8; 4096];
@@ -24,6 +25,9 @@ impl PipePages {
                     return Err(std::io::Error::last_os_error());
                 }
                 held.push((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])));
+                if pages_each > 16 && libc::fcntl(fds[1], libc::F_SETPIPE_SZ, (pages_each * 4096) as libc::c_int) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 for _ in 0..pages_each {
                     if libc::write(fds[1], page.as_ptr().cast(), page.len()) != page.len() as isize {
                         return Err(std::io::Error::last_os_error());
