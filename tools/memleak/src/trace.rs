@@ -14,8 +14,19 @@ use crate::page::PageTracer;
 use crate::slab::{self, SlabTarget, SlabTracer};
 use crate::window;
 
-/// Ring buffer per CPU: 1 MiB holds ~10 k samples between 100 ms drains.
-const RING_PAGES: usize = 256;
+/// Memory for all perf ring buffers together: bursts of samples (a page
+/// sample with a 32-frame callchain is ~300 bytes) must fit between two
+/// 100 ms drains, yet a 256-CPU host must not spend a gigabyte on rings.
+const RING_BUDGET_BYTES: usize = 64 << 20;
+
+/// Pages per CPU ring: the budget shared by the online CPUs, a power of two
+/// between 64 pages (256 KiB) and 1024 pages (4 MiB).
+fn ring_pages() -> usize {
+    let cpus = sysak_core::trace::perf::online_cpus().map(|c| c.len()).unwrap_or(1).max(1);
+    let page = crate::check::page_size() as usize;
+    let pages = (RING_BUDGET_BYTES / cpus / page).clamp(64, 1024);
+    1 << (usize::BITS - 1 - pages.leading_zeros())
+}
 /// Distinct stacks kept with -s.
 const MAX_STACKS: usize = 65_536;
 
@@ -29,7 +40,7 @@ pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
     let target = slab::choose_target(procfs, options.cache.as_deref())?;
     let tracefs = Tracefs::open()?;
     let symbols = Kallsyms::load(Path::new("/proc"))?;
-    let mut traced = SlabTracer::open(&tracefs, &target, options.stacks, RING_PAGES)?;
+    let mut traced = SlabTracer::open(&tracefs, &target, options.stacks, ring_pages())?;
     let mut outstanding = Outstanding::new(options.max_tracked);
     let mut stacks = Stacks::new(MAX_STACKS);
     let keep_stacks = options.stacks;
@@ -62,7 +73,7 @@ pub fn page(options: &Options) -> anyhow::Result<TraceReport> {
     let tracefs = Tracefs::open()?;
     let symbols = Kallsyms::load(Path::new("/proc"))?;
     let page_size = crate::check::page_size();
-    let mut traced = PageTracer::open(&tracefs, RING_PAGES, page_size)?;
+    let mut traced = PageTracer::open(&tracefs, ring_pages(), page_size)?;
     let mut outstanding = Outstanding::new(options.max_tracked);
     let mut stacks = Stacks::new(MAX_STACKS);
     let keep_stacks = options.stacks;
