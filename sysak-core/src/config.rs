@@ -60,16 +60,10 @@ pub struct Config {
     tools: toml::Table,
 }
 
-/// The configuration file is unreadable or wrong.
-#[derive(Debug)]
-pub struct ConfigError(pub String);
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for ConfigError {}
+crate::message_error!(
+    /// The configuration file is unreadable or wrong.
+    ConfigError
+);
 
 impl Config {
     /// Load from `explicit` (`--config`), else `$SYSAK_CONFIG`, else the

@@ -16,6 +16,26 @@
 
 #![deny(missing_docs)]
 
+/// Define an error type that is one message for a user: a `String`
+/// newtype with `Display` and `Error`. Each module keeps its own type, so
+/// callers can tell where an error came from; this writes the boilerplate once.
+#[macro_export]
+macro_rules! message_error {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $name(pub String);
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl ::std::error::Error for $name {}
+    };
+}
+
 pub mod config;
 pub mod output;
 pub mod plugin;

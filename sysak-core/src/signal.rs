@@ -30,6 +30,20 @@ pub fn install() {
     }
 }
 
+/// Sleep for `duration`, waking early when SIGINT or SIGTERM arrives.
+/// Returns whether it was interrupted.
+pub fn sleep_interruptible(duration: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + duration;
+    while !interrupted() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        std::thread::sleep(left.min(std::time::Duration::from_millis(50)));
+    }
+    true
+}
+
 /// Whether SIGINT or SIGTERM arrived since [`install`].
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)

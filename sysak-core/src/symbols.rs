@@ -60,16 +60,10 @@ pub struct Kallsyms {
     entries: Vec<Entry>,
 }
 
-/// kallsyms could not be read or is unusable.
-#[derive(Debug)]
-pub struct SymbolsError(pub String);
-
-impl fmt::Display for SymbolsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for SymbolsError {}
+crate::message_error!(
+    /// kallsyms could not be read or is unusable.
+    SymbolsError
+);
 
 impl Kallsyms {
     /// Read `/proc/kallsyms` and `/proc/modules` under `proc_root`.

@@ -5,7 +5,6 @@
 //! tool's [`clap::Command`], checks the tool's [`Needs`], then calls `run`, so
 //! usage errors, "not root" and missing kernel files read the same everywhere.
 
-use std::fmt;
 use std::path::Path;
 
 /// Exit status: ran and found no problem.
@@ -36,28 +35,17 @@ impl Outcome {
     }
 }
 
-/// A usage error found after argument parsing (an unknown cache name, say):
-/// exit status 2. Put it in an `anyhow::Error`; the dispatcher finds it.
-#[derive(Debug)]
-pub struct UsageError(pub String);
+crate::message_error!(
+    /// A usage error found after argument parsing (an unknown cache name,
+    /// say): exit status 2. Put it in an `anyhow::Error`; the dispatcher finds it.
+    UsageError
+);
 
-/// The environment cannot support the run (not root, missing kernel feature):
-/// exit status 3. Put it in an `anyhow::Error`; the dispatcher finds it.
-#[derive(Debug)]
-pub struct EnvironmentError(pub String);
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl fmt::Display for EnvironmentError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for UsageError {}
-impl std::error::Error for EnvironmentError {}
+crate::message_error!(
+    /// The environment cannot support the run (not root, missing kernel
+    /// feature): exit status 3. Put it in an `anyhow::Error`; the dispatcher finds it.
+    EnvironmentError
+);
 
 /// Exit status for an error returned by a tool: 2 for a [`UsageError`]
 /// anywhere in the chain, 3 otherwise (every other failure is about the

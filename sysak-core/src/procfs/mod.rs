@@ -22,6 +22,17 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// The system page size in bytes (sysconf; 4096 if it cannot say).
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if size > 0 {
+        size as u64
+    } else {
+        4096
+    }
+}
+
 /// Where `/proc` and `/sys` are.
 #[derive(Debug, Clone)]
 pub struct ProcFs {

@@ -13,7 +13,6 @@
 //! Needs CAP_PERFMON or CAP_SYS_ADMIN (root), and perf events in the kernel
 //! (CONFIG_PERF_EVENTS, CONFIG_EVENT_TRACING). Verified on 6.18.
 
-use std::fmt;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{fence, Ordering};
 use std::time::Duration;
@@ -23,16 +22,10 @@ use sys::bindings::{perf_event_attr, perf_event_header, perf_event_mmap_page};
 
 use super::EventFormat;
 
-/// Tracing could not be set up.
-#[derive(Debug)]
-pub struct PerfError(pub String);
-
-impl fmt::Display for PerfError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for PerfError {}
+crate::message_error!(
+    /// Tracing could not be set up.
+    PerfError
+);
 
 fn os_error(what: &str) -> PerfError {
     let err = std::io::Error::last_os_error();
@@ -393,9 +386,7 @@ pub fn monotonic_ns() -> u64 {
 }
 
 fn page_size() -> usize {
-    // SAFETY: no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if size > 0 { size as usize } else { 4096 }
+    crate::procfs::page_size() as usize
 }
 
 #[cfg(test)]

@@ -4,19 +4,12 @@
 //! layouts differ between kernels (5.10's `mm_page_alloc` has a 4-byte
 //! `gfp_flags`; 6.x's `kmem_cache_alloc` gained a `name` field).
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// tracefs could not be found, mounted or read.
-#[derive(Debug)]
-pub struct TracefsError(pub String);
-
-impl fmt::Display for TracefsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for TracefsError {}
+crate::message_error!(
+    /// tracefs could not be found, mounted or read.
+    TracefsError
+);
 
 /// A mounted tracefs.
 #[derive(Debug, Clone)]

@@ -84,12 +84,7 @@ impl Usage {
     }
 }
 
-/// System page size.
-pub fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if size > 0 { size as u64 } else { 4096 }
-}
+pub use sysak_core::procfs::page_size;
 
 /// When a category counts as leaking.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -279,10 +274,8 @@ pub fn sample_trend(procfs: &ProcFs, window: Duration, interval: Duration, min_r
     let start = Instant::now();
     let mut samples = vec![(0.0, Usage::measure(procfs)?)];
     while start.elapsed() < window && !sysak_core::signal::interrupted() {
-        let next = interval * samples.len() as u32;
-        while start.elapsed() < next.min(window) && !sysak_core::signal::interrupted() {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let next = (interval * samples.len() as u32).min(window);
+        sysak_core::signal::sleep_interruptible(next.saturating_sub(start.elapsed()));
         samples.push((start.elapsed().as_secs_f64(), Usage::measure(procfs)?));
     }
     Ok(trend_of(&samples, min_rate))

@@ -107,15 +107,12 @@ impl PageEvents {
                 if pfn == u64::MAX {
                     return; // failed allocation: pfn is -1
                 }
-                let frames: Vec<u64> = kernel_frames(sample.callchain).collect();
                 let cache = &mut self.frame_is_allocator;
-                let call_site = frames
-                    .iter()
-                    .copied()
+                let call_site = kernel_frames(sample.callchain)
                     .find(|ip| !*cache.entry(*ip).or_insert_with(|| symbols.resolve(*ip).is_some_and(|r| is_allocator_frame(r.name))))
-                    .or_else(|| frames.first().copied())
+                    .or_else(|| kernel_frames(sample.callchain).next())
                     .unwrap_or(0);
-                let stack = stacks.and_then(|s| s.intern(&frames));
+                let stack = stacks.and_then(|s| s.intern(&kernel_frames(sample.callchain).collect::<Vec<_>>()));
                 let bytes = self.page_size << order.min(20);
                 outstanding.alloc(pfn, Allocation { time_ns: sample.time_ns, call_site, bytes, stack });
             }

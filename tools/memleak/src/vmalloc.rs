@@ -55,9 +55,7 @@ pub fn trace(procfs: &ProcFs, window: Duration, top: usize, page_size: u64) -> a
     let before = by_caller(&procfs.read_vmallocinfo()?, page_size);
     eprintln!("sysak memleak: vmalloc: watching /proc/vmallocinfo for {} s (Ctrl-C ends early)", window.as_secs());
     let start = Instant::now();
-    while start.elapsed() < window && !sysak_core::signal::interrupted() {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    sysak_core::signal::sleep_interruptible(window);
     let after = by_caller(&procfs.read_vmallocinfo()?, page_size);
     let sites = diff(&before, &after);
     Ok(TraceReport {

@@ -136,9 +136,7 @@ fn sample_once(procfs: &ProcFs, sort: SortKey, delay: Option<u64>) -> anyhow::Re
     let first = read()?;
     sysak_core::signal::install();
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(secs) && !sysak_core::signal::interrupted() {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    sysak_core::signal::sleep_interruptible(Duration::from_secs(secs));
     let elapsed = start.elapsed().as_secs_f64().round() as u64;
     Ok(report::build(&read()?, Some((&first, elapsed)), sort, procfs))
 }

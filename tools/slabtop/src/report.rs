@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use sysak_core::procfs::{ProcFs, SlabCacheStats, SlabInfo};
+use sysak_core::procfs::{page_size, ProcFs, SlabCacheStats, SlabInfo};
 
 /// procps' sort keys (`-s` and the live keys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -133,16 +133,6 @@ pub struct SlabtopReport {
     pub caches: Vec<CacheRow>,
 }
 
-/// System page size in bytes.
-pub fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if size > 0 {
-        size as u64
-    } else {
-        4096
-    }
-}
 
 /// procps' USE column: computed in single precision, then truncated.
 fn use_percent(active: u64, total: u64) -> u32 {
