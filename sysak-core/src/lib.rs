@@ -12,6 +12,8 @@
 //! - [`config`]: `/etc/sysak/sysak.toml`.
 //! - [`symbols`]: kallsyms, rendering addresses as `func+0x7c/0x200 [module]`.
 //! - [`trace`]: tracepoint formats and perf sampling on every CPU.
+//! - [`bpf`]: maps and hand-assembled programs through raw `bpf(2)`.
+//! - [`kmem`]: reading kernel memory (kcore, BPF).
 //! - [`signal`]: SIGINT/SIGTERM as a flag, so windows end with a report.
 
 #![deny(missing_docs)]
@@ -36,7 +38,10 @@ macro_rules! message_error {
     };
 }
 
+pub mod bpf;
 pub mod config;
+pub mod kmem;
+pub mod layout;
 pub mod output;
 pub mod plugin;
 pub mod procfs;

@@ -7,6 +7,8 @@
 
 mod allocinfo;
 mod buddyinfo;
+mod iomem;
+mod kpageflags;
 mod meminfo;
 mod slabinfo;
 mod sys_slab;
@@ -14,6 +16,7 @@ mod vmallocinfo;
 
 pub use allocinfo::{parse_allocinfo, AllocSite};
 pub use buddyinfo::{parse_buddyinfo, ZoneFreeBlocks};
+pub use iomem::PhysicalLayout;
 pub use meminfo::MemInfo;
 pub use slabinfo::{SlabCacheStats, SlabInfo};
 pub use vmallocinfo::{parse_vmallocinfo, VmallocArea};
