@@ -14,6 +14,8 @@
 //! - [`trace`]: tracepoint formats and perf sampling on every CPU.
 //! - [`bpf`]: maps and hand-assembled programs through raw `bpf(2)`.
 //! - [`kmem`]: reading kernel memory (kcore, BPF).
+//! - [`layout`]: BTF struct layouts, direct map and vmemmap bases.
+//! - [`slab`]: SLUB caches, slab walks and freelists in kernel memory.
 //! - [`signal`]: SIGINT/SIGTERM as a flag, so windows end with a report.
 
 #![deny(missing_docs)]
@@ -46,6 +48,7 @@ pub mod output;
 pub mod plugin;
 pub mod procfs;
 pub mod signal;
+pub mod slab;
 pub mod symbols;
 pub mod tool;
 pub mod trace;
