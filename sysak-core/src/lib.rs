@@ -16,6 +16,7 @@
 //! - [`kmem`]: reading kernel memory (kcore, BPF).
 //! - [`layout`]: BTF struct layouts, direct map and vmemmap bases.
 //! - [`slab`]: SLUB caches, slab walks and freelists in kernel memory.
+//! - [`similarity`]: object-content clustering and matching.
 //! - [`signal`]: SIGINT/SIGTERM as a flag, so windows end with a report.
 
 #![deny(missing_docs)]
@@ -48,6 +49,7 @@ pub mod output;
 pub mod plugin;
 pub mod procfs;
 pub mod signal;
+pub mod similarity;
 pub mod slab;
 pub mod symbols;
 pub mod tool;
