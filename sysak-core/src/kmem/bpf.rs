@@ -140,6 +140,10 @@ impl KernelMemory for BpfReader {
         "bpf"
     }
 
+    fn direct_map_hint(&self) -> Option<u64> {
+        self.current_task()
+    }
+
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
         for (i, chunk) in buf.chunks_mut(MAX_READ).enumerate() {
             let at = addr + (i * MAX_READ) as u64;

@@ -77,6 +77,12 @@ pub trait KernelMemory {
         Ok(failed)
     }
 
+    /// Any address in the direct map the backend knows without symbols (the
+    /// BPF reader: the current task_struct), to find the direct map from.
+    fn direct_map_hint(&self) -> Option<u64> {
+        None
+    }
+
     /// A little-endian u64 at `addr`.
     fn read_u64(&self, addr: u64) -> Result<u64, ReadError> {
         let mut b = [0u8; 8];

@@ -4,7 +4,8 @@
 //! - `--check`: the verdict slab / page / vmalloc / none (see [`check`]),
 //!   optionally with a growth trend (`--trend SECS`);
 //! - `-t slab|page|vmalloc`: trace a window and report outstanding
-//!   allocations by call site;
+//!   allocations by call site; for slab, scan the cache for the largest
+//!   cluster of similar objects and mark the allocations that match it;
 //! - `-t auto` (default): the check, then the trace of the kind it found.
 
 #![deny(missing_docs)]
@@ -15,6 +16,7 @@ mod outstanding;
 mod page;
 mod render;
 pub mod report;
+mod scan;
 mod slab;
 mod trace;
 mod vmalloc;
@@ -94,6 +96,22 @@ pub fn command() -> Command {
                 .value_parser(value_parser!(u64).range(1000..))
                 .help("Most outstanding allocations held in memory; more are counted, not tracked [default: 1000000]"),
         )
+        .arg(
+            Arg::new("similarity")
+                .long("similarity")
+                .value_name("PCT")
+                .value_parser(value_parser!(u32).range(1..=100))
+                .help("Objects are similar when they share this % of the representative's useful bytes [default: 65]"),
+        )
+        .arg(
+            Arg::new("backend")
+                .long("backend")
+                .value_name("HOW")
+                .value_parser(["auto", "kcore", "bpf", "none"])
+                .default_value("auto")
+                .help("How to read kernel memory for the scan: auto tries /proc/kcore, then a BPF reader"),
+        )
+        .arg(Arg::new("btf").long("btf").value_name("FILE").help("Kernel BTF for struct layouts [default: /sys/kernel/btf/vmlinux]"))
         .arg(Arg::new("abs-threshold").long("abs-threshold").value_name("SIZE").help("A category leaks at this size whatever MemTotal is [default: 6G]"))
         .arg(Arg::new("pct-threshold").long("pct-threshold").value_name("PCT").value_parser(value_parser!(f64)).help("... or above this % of MemTotal [default: 10]"))
         .arg(Arg::new("min-threshold").long("min-threshold").value_name("SIZE").help("... when also above this size [default: 1.5G]"))

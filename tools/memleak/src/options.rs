@@ -11,6 +11,8 @@ use sysak_core::procfs::ProcFs;
 use sysak_core::tool::UsageError;
 
 use crate::check::{self, CheckReport, Thresholds, Usage};
+use crate::scan::ScanOptions;
+use sysak_core::kmem::BackendChoice;
 use crate::window::Window;
 
 /// `[memleak]` in /etc/sysak/sysak.toml.
@@ -47,6 +49,7 @@ pub struct Options {
     pub stacks: bool,
     pub top: usize,
     pub max_tracked: usize,
+    pub scan: ScanOptions,
 }
 
 fn size(flag: &str, cli: Option<&String>, config: Option<&String>, default: u64) -> anyhow::Result<u64> {
@@ -81,6 +84,16 @@ impl Options {
                 absolute_bytes: size("--abs-threshold", m.get_one("abs-threshold"), file.abs_threshold.as_ref(), defaults.absolute_bytes)?,
                 percent,
                 min_bytes: size("--min-threshold", m.get_one("min-threshold"), file.min_threshold.as_ref(), defaults.min_bytes)?,
+            },
+            scan: ScanOptions {
+                backend: match m.get_one::<String>("backend").map(String::as_str) {
+                    Some("kcore") => BackendChoice::Kcore,
+                    Some("bpf") => BackendChoice::Bpf,
+                    Some("none") => BackendChoice::None,
+                    _ => BackendChoice::Auto,
+                },
+                btf: m.get_one::<String>("btf").map(Into::into).unwrap_or_else(|| "/sys/kernel/btf/vmlinux".into()),
+                percent: m.get_one::<u32>("similarity").copied().unwrap_or(sysak_core::similarity::DEFAULT_PERCENT),
             },
             trend_window: m.get_one::<u64>("trend").map(|s| Duration::from_secs(*s)),
             trend_min_rate: size("--trend-min-rate", m.get_one("trend-min-rate"), file.trend_min_rate.as_ref(), 256 << 10)?,

@@ -145,6 +145,11 @@ impl Outstanding {
         self.live.is_empty()
     }
 
+    /// Every outstanding allocation with its key (address or PFN).
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &Allocation)> {
+        self.live.iter().map(|(k, a)| (*k, a))
+    }
+
     /// Totals per call site, most allocations first.
     pub fn by_call_site(&self) -> Vec<CallSiteTotal> {
         let mut sites: HashMap<u64, (CallSiteTotal, HashMap<u32, u64>)> = HashMap::new();

@@ -99,16 +99,12 @@ pub fn trace(r: &TraceReport) -> String {
     if let Some(reason) = &r.cache_reason {
         let _ = writeln!(out, "\ncache: {} ({reason})", r.cache.as_deref().unwrap_or("-"));
     }
-    match (&r.scan.backend, &r.scan.unavailable) {
-        (Some(backend), _) => {
-            let _ = writeln!(out, "scan: {backend}");
-        }
-        (None, Some(why)) => {
-            let _ = writeln!(out, "scan: unavailable: {why}");
-        }
-        _ => {}
-    }
-    let _ = writeln!(out, "leak function: {}", r.leak_function.as_deref().unwrap_or("none marked"));
+    render_scan(&mut out, r);
+    let _ = match (&r.leak_function, &r.leak_function_note) {
+        (Some(f), _) => writeln!(out, "leak function: {f}"),
+        (None, Some(why)) => writeln!(out, "leak function: none ({why})"),
+        (None, None) => writeln!(out, "leak function: none"),
+    };
     let mut warnings = Vec::new();
     if r.lost_events > 0 {
         warnings.push(format!("{} events lost (ring buffers full): counts may be off", r.lost_events));
@@ -126,4 +122,32 @@ pub fn trace(r: &TraceReport) -> String {
         let _ = writeln!(out, "warning: {w}");
     }
     out
+}
+
+/// The scan summary: the largest cluster and its representative.
+fn render_scan(out: &mut String, r: &TraceReport) {
+    let scan = &r.scan;
+    let Some(backend) = &scan.backend else {
+        if let Some(why) = &scan.unavailable {
+            let _ = writeln!(out, "scan: unavailable: {why}");
+        }
+        return;
+    };
+    let (similar, scanned) = (scan.similar_objects.unwrap_or(0), scan.scanned_objects.unwrap_or(0));
+    let _ = writeln!(out, "scan ({backend}): {similar} similar objects of {scanned} scanned");
+    if let Some(address) = &scan.object_address {
+        let _ = writeln!(out, "representative object at {address}:");
+        for line in &scan.dump {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    if scan.per_cpu_slabs > 0 {
+        let _ = writeln!(out, "note: {} per-CPU slabs: their free objects were scanned as allocated", scan.per_cpu_slabs);
+    }
+    if scan.changed_slabs > 0 {
+        let _ = writeln!(out, "note: {} slabs changed under the scan and were skipped", scan.changed_slabs);
+    }
+    if scan.truncated {
+        let _ = writeln!(out, "note: the scan stopped at its object limit");
+    }
 }

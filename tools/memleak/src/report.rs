@@ -14,8 +14,8 @@ pub struct CallSite {
     pub function: String,
     /// Outstanding allocations (pages for `-t page`, areas for vmalloc).
     pub count: u64,
-    /// Of those, how many look like the leaked cluster (memory scan; 0
-    /// until the scan can run on this host).
+    /// Of those, how many look like the largest cluster of the memory scan
+    /// (0 when the scan could not run).
     pub marked: u64,
     /// Outstanding bytes.
     pub bytes: u64,
@@ -30,13 +30,33 @@ pub struct CallSite {
     pub stack: Vec<String>,
 }
 
-/// The memory scan's section (see memleak part 2).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The memory scan's section: the largest cluster of similar objects in the
+/// traced cache, and what may have made the scan incomplete.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Scan {
-    /// "bpf", "kcore", "vmcore", or null when no backend read memory.
+    /// "bpf" or "kcore"; null when no backend read memory.
     pub backend: Option<String>,
     /// Why not, when `backend` is null.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub unavailable: Option<String>,
+    /// The cluster's representative object, "0x…".
+    pub object_address: Option<String>,
+    /// Objects similar to the representative.
+    pub similar_objects: Option<u64>,
+    /// Allocated objects of the cache read.
+    pub scanned_objects: Option<u64>,
+    /// Hex + ASCII of the representative, symbols named.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dump: Vec<String>,
+    /// Slabs owned by a CPU when read: their per-CPU free objects were
+    /// counted as allocated.
+    pub per_cpu_slabs: u64,
+    /// Slabs that changed or vanished under the scan and were skipped.
+    pub changed_slabs: u64,
+    /// The scan stopped at its object limit.
+    pub truncated: bool,
+    /// Outstanding allocations that could not be read for marking.
+    pub unreadable_outstanding: u64,
 }
 
 /// `sysak memleak -t …` report.
@@ -73,7 +93,10 @@ pub struct TraceReport {
     pub callsites_total: usize,
     /// The memory scan.
     pub scan: Scan,
-    /// The call site with the most marked allocations; null while none is
-    /// marked.
+    /// The call site with the most marked allocations; null when none is
+    /// marked or two tie.
     pub leak_function: Option<String>,
+    /// Why `leak_function` is null.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leak_function_note: Option<String>,
 }

@@ -1,5 +1,6 @@
 //! Running a trace window and turning the outstanding set into a report.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use sysak_core::procfs::ProcFs;
@@ -10,6 +11,7 @@ use crate::check::Kind;
 use crate::options::Options;
 use crate::outstanding::{Outstanding, Stacks};
 use crate::report::{CallSite, Scan, TraceReport};
+use crate::scan::{self, Scanner};
 use crate::page::PageTracer;
 use crate::slab::{self, SlabTarget, SlabTracer};
 use crate::window;
@@ -30,10 +32,6 @@ fn ring_pages() -> usize {
 /// Distinct stacks kept with -s.
 const MAX_STACKS: usize = 65_536;
 
-/// The scan section until kernel memory can be read (memleak part 2).
-fn scan_unavailable() -> Scan {
-    Scan { backend: None, unavailable: Some("this version of sysak does not read kernel memory yet, so no object is marked".into()) }
-}
 
 /// `-t slab`.
 pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
@@ -58,11 +56,17 @@ pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
         },
     )?;
     let tracer_stats = tracer.stats();
+    drop(traced); // stop tracing before reading memory
     let (cache, cache_reason) = match &target {
         SlabTarget::Cache { stats, reason } => (Some(stats.name.clone()), Some(reason.clone())),
         SlabTarget::All => (Some("all".into()), Some("given with -n all".into())),
     };
-    let mut report = build_report(Kind::Slab, &outstanding, &stacks, &symbols, &outcome, tracer_stats, options, 1);
+    let (scan, marks) = match &target {
+        SlabTarget::Cache { stats, .. } => scan_and_mark(procfs, &stats.name, &outstanding, &symbols, options),
+        SlabTarget::All => (scan::unavailable("-n all traces every cache; the scan needs one cache"), HashMap::new()),
+    };
+    let mut report = build_report(Kind::Slab, &outstanding, &stacks, &symbols, &outcome, tracer_stats, options, 1, &marks);
+    report.scan = scan;
     report.cache = cache;
     report.cache_reason = cache_reason;
     Ok(report)
@@ -84,7 +88,40 @@ pub fn page(options: &Options) -> anyhow::Result<TraceReport> {
         window::Event::Drained(before) => outstanding.retire(before),
     })?;
     let stats = tracer.stats();
-    Ok(build_report(Kind::Page, &outstanding, &stacks, &symbols, &outcome, stats, options, page_size))
+    let mut report = build_report(Kind::Page, &outstanding, &stacks, &symbols, &outcome, stats, options, page_size, &HashMap::new());
+    report.scan = scan::unavailable("the similarity scan applies to slab objects, not whole pages");
+    report.leak_function_note = None;
+    Ok(report)
+}
+
+/// Scan the traced cache for its largest cluster of similar objects, then
+/// mark the outstanding allocations that resemble it. Never fails the run:
+/// when memory cannot be read, the section says why.
+fn scan_and_mark(
+    procfs: &ProcFs,
+    cache: &str,
+    outstanding: &Outstanding,
+    symbols: &Kallsyms,
+    options: &Options,
+) -> (Scan, HashMap<u64, u64>) {
+    if options.scan.backend == sysak_core::kmem::BackendChoice::None {
+        return (scan::unavailable("turned off with --backend none"), HashMap::new());
+    }
+    let scanner = match Scanner::open(&options.scan, symbols, procfs, Path::new("/proc")) {
+        Ok(s) => s,
+        Err(why) => return (scan::unavailable(why), HashMap::new()),
+    };
+    let target = match scanner.cache(cache) {
+        Ok(c) => c,
+        Err(why) => return (scan::unavailable(why), HashMap::new()),
+    };
+    eprintln!("sysak memleak: scanning {cache} through {}", scanner.backend());
+    let (cluster, stats) = scanner.largest_cluster(target, options.scan.percent);
+    let (marks, unreadable) = match &cluster {
+        Some(c) => scanner.mark(c, target, outstanding),
+        None => (HashMap::new(), 0),
+    };
+    (scan::section(scanner.backend(), cluster.as_ref(), &stats, unreadable, symbols), marks)
 }
 
 /// Outstanding set -> report. `count_unit` divides bytes into the reported
@@ -99,16 +136,19 @@ fn build_report(
     stats: TracerStats,
     options: &Options,
     count_unit: u64,
+    marks: &HashMap<u64, u64>,
 ) -> TraceReport {
     let sites = outstanding.by_call_site();
     let callsites_total = sites.len();
+    let marked: Vec<(String, u64)> = sites.iter().map(|s| (symbols.format(s.call_site), marks.get(&s.call_site).copied().unwrap_or(0))).collect();
+    let (leak_function, leak_function_note) = scan::leak_function(&marked);
     let callsites = sites
         .into_iter()
         .take(options.top)
         .map(|s| CallSite {
             function: symbols.format(s.call_site),
             count: if count_unit > 1 { s.bytes / count_unit } else { s.count },
-            marked: 0,
+            marked: marks.get(&s.call_site).copied().unwrap_or(0),
             bytes: s.bytes,
             max_age_s: Some(outcome.end_ns.saturating_sub(s.oldest_ns) as f64 / 1e9),
             growth_bytes: None,
@@ -128,7 +168,8 @@ fn build_report(
         dropped_stacks: stacks.dropped,
         callsites,
         callsites_total,
-        scan: scan_unavailable(),
-        leak_function: None,
+        scan: Scan::default(),
+        leak_function,
+        leak_function_note,
     }
 }

@@ -71,8 +71,9 @@ pub fn trace(procfs: &ProcFs, window: Duration, top: usize, page_size: u64) -> a
         dropped_stacks: 0,
         callsites_total: sites.len(),
         callsites: sites.into_iter().take(top).collect(),
-        scan: Scan { backend: None, unavailable: Some("vmalloc areas are not scanned".into()) },
+        scan: Scan { unavailable: Some("the similarity scan applies to slab objects, not vmalloc areas".into()), ..Scan::default() },
         leak_function: None,
+        leak_function_note: None,
     })
 }
 

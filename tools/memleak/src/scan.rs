@@ -1,0 +1,197 @@
+//! The memory scan and the marking (memleak part 2).
+//!
+//! Scan: read every allocated object of the traced cache and find the
+//! largest cluster of similar objects ([`sysak_core::similarity`]). Mark:
+//! read each outstanding traced allocation now and compare it with the
+//! cluster's representative; the call site with the most marks is the leak
+//! function.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use sysak_core::kmem::{self, BackendChoice, KernelMemory};
+use sysak_core::layout::{KernelAddresses, KernelTypes, SlabLayout};
+use sysak_core::procfs::ProcFs;
+use sysak_core::similarity::{ClusterSketch, ExactCount, ObjectCluster};
+use sysak_core::slab::{caches, walk, KmemCache, WalkStats};
+use sysak_core::symbols::Kallsyms;
+
+use crate::outstanding::Outstanding;
+use crate::report::Scan;
+
+/// Objects scanned at most per pass: bounds CPU time on huge caches.
+const MAX_SCANNED_OBJECTS: u64 = 8_000_000;
+/// Bytes of the representative shown in the dump.
+const DUMP_BYTES: usize = 128;
+
+/// Where and how to read kernel memory (`--backend`, `--btf`).
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// `--backend`.
+    pub backend: BackendChoice,
+    /// `--btf FILE`, default /sys/kernel/btf/vmlinux.
+    pub btf: PathBuf,
+    /// `--similarity PCT`.
+    pub percent: u32,
+}
+
+/// Kernel memory, opened and understood.
+pub struct Scanner {
+    mem: Box<dyn KernelMemory>,
+    layout: SlabLayout,
+    addrs: KernelAddresses,
+    pfns: Vec<u64>,
+    caches: Vec<KmemCache>,
+}
+
+impl Scanner {
+    /// Open the backend and find everything a slab walk needs. The error is
+    /// the one-line reason the report shows as "unavailable".
+    pub fn open(options: &ScanOptions, symbols: &Kallsyms, procfs: &ProcFs, proc_root: &Path) -> Result<Scanner, String> {
+        let mem = kmem::open(options.backend, proc_root)?;
+        let types = KernelTypes::load(&options.btf).map_err(|e| e.to_string())?;
+        let layout = SlabLayout::from_btf(&types).map_err(|e| e.to_string())?;
+        let addrs = KernelAddresses::discover(mem.as_ref(), symbols, procfs, mem.direct_map_hint())?;
+        let pfns = procfs.read_slab_pfns().map_err(|e| e.to_string())?;
+        let any = walk::any_cache(mem.as_ref(), &layout, &addrs, &pfns)?;
+        let image = symbols.address_of("_text").ok_or("kallsyms has no _text")?;
+        let caches = match symbols.address_of("slab_caches") {
+            // KALLSYMS_ALL: start from the list head itself.
+            Some(head) => caches::list_caches(mem.as_ref(), &layout, mem.read_u64(head).map_err(|e| e.to_string())? - layout.cache.list as u64, image)?,
+            None => caches::list_caches(mem.as_ref(), &layout, any.address, image)?,
+        };
+        Ok(Scanner { mem, layout, addrs, pfns, caches })
+    }
+
+    /// The backend's name.
+    pub fn backend(&self) -> &'static str {
+        self.mem.name()
+    }
+
+    /// The cache named `name` (as in /proc/slabinfo).
+    pub fn cache(&self, name: &str) -> Result<&KmemCache, String> {
+        self.caches
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| format!("cache {name} is not on the kernel's slab_caches list"))
+    }
+
+    /// The largest cluster of similar objects in `cache`: two walks (sketch,
+    /// then exact counts).
+    pub fn largest_cluster(&self, cache: &KmemCache, percent: u32) -> (Option<ObjectCluster>, WalkStats) {
+        let mem = self.mem.as_ref();
+        let mut sketch = ClusterSketch::new(percent);
+        walk::walk_cache(mem, &self.layout, &self.addrs, &self.pfns, cache, MAX_SCANNED_OBJECTS, |a, b| sketch.observe(a, b));
+        let mut exact = ExactCount::new(sketch.finalists());
+        let stats = walk::walk_cache(mem, &self.layout, &self.addrs, &self.pfns, cache, MAX_SCANNED_OBJECTS, |_, b| exact.observe(b));
+        (exact.largest(), stats)
+    }
+
+    /// Marks per call site: outstanding allocations whose current contents
+    /// are similar to the cluster's representative. Also returns how many
+    /// could not be read.
+    pub fn mark(&self, cluster: &ObjectCluster, cache: &KmemCache, outstanding: &Outstanding) -> (HashMap<u64, u64>, u64) {
+        let mut marks: HashMap<u64, u64> = HashMap::new();
+        let mut unreadable = 0;
+        let mut buf = vec![0u8; cache.object_size as usize];
+        for (address, allocation) in outstanding.iter() {
+            match self.mem.read(address, &mut buf) {
+                Ok(()) if cluster.representative.matches(&buf) => *marks.entry(allocation.call_site).or_default() += 1,
+                Ok(()) => {}
+                Err(_) => unreadable += 1,
+            }
+        }
+        (marks, unreadable)
+    }
+}
+
+/// A hex + ASCII dump of the representative, 16 bytes a line; 8-byte words
+/// that are addresses inside kernel symbols are named (a pointer to an ops
+/// structure says whose objects these are).
+pub fn dump(bytes: &[u8], symbols: &Kallsyms) -> Vec<String> {
+    bytes
+        .chunks(16)
+        .take(DUMP_BYTES / 16)
+        .enumerate()
+        .map(|(line, chunk)| {
+            let mut text = format!("+{:#05x}:", line * 16);
+            for (i, b) in chunk.iter().enumerate() {
+                let _ = write!(text, "{}{b:02x}", if i == 8 { "  " } else { " " });
+            }
+            let ascii: String = chunk.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' }).collect();
+            let _ = write!(text, "{:pad$} |{ascii}|", "", pad = (16 - chunk.len()) * 3);
+            for word in chunk.chunks_exact(8) {
+                let value = u64::from_le_bytes(word.try_into().unwrap());
+                if symbols.resolve(value).is_some() {
+                    let _ = write!(text, " {}", symbols.format(value));
+                }
+            }
+            text
+        })
+        .collect()
+}
+
+/// The scan section when it did not run.
+pub fn unavailable(why: impl Into<String>) -> Scan {
+    Scan { unavailable: Some(why.into()), ..Scan::default() }
+}
+
+/// The scan section for a cluster found (or not) by `backend`.
+pub fn section(backend: &str, cluster: Option<&ObjectCluster>, stats: &WalkStats, unreadable_outstanding: u64, symbols: &Kallsyms) -> Scan {
+    Scan {
+        backend: Some(backend.to_string()),
+        unavailable: None,
+        object_address: cluster.map(|c| format!("{:#x}", c.representative.address)),
+        similar_objects: Some(cluster.map_or(0, |c| c.similar)),
+        scanned_objects: Some(stats.objects),
+        dump: cluster.map(|c| dump(&c.representative.bytes, symbols)).unwrap_or_default(),
+        per_cpu_slabs: stats.frozen_slabs,
+        changed_slabs: stats.corrupt_freelists + stats.inconsistent_slabs + stats.unreadable_slabs,
+        truncated: stats.truncated,
+        unreadable_outstanding,
+    }
+}
+
+/// The leak function: the call site with the most marks. None, with the
+/// reason, when nothing is marked or two call sites tie.
+pub fn leak_function(marked: &[(String, u64)]) -> (Option<String>, Option<String>) {
+    let mut sorted: Vec<&(String, u64)> = marked.iter().filter(|(_, n)| *n > 0).collect();
+    sorted.sort_by(|a, b| b.1.cmp(&a.1));
+    match sorted.as_slice() {
+        [] => (None, Some("no outstanding allocation resembles the largest cluster".into())),
+        [first, second, ..] if first.1 == second.1 => {
+            (None, Some(format!("tie: {} and {} have {} marked allocations each", first.0, second.0, first.1)))
+        }
+        [first, ..] => (Some(first.0.clone()), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leak_function_handles_zero_and_ties() {
+        let (f, why) = leak_function(&[("a".into(), 0), ("b".into(), 0)]);
+        assert!(f.is_none() && why.unwrap().contains("no outstanding"));
+        let (f, why) = leak_function(&[("a".into(), 5), ("b".into(), 5), ("c".into(), 1)]);
+        assert!(f.is_none() && why.unwrap().contains("tie"));
+        let (f, why) = leak_function(&[("a".into(), 2), ("b".into(), 7)]);
+        assert_eq!((f.as_deref(), why), (Some("b"), None));
+    }
+
+    #[test]
+    fn dump_shows_hex_ascii_and_symbols() {
+        let symbols = Kallsyms::parse("ffffffff81000000 T _text\nffffffff81000100 t inotify_fsnotify_ops\nffffffff81000200 T next\n", "").unwrap();
+        let mut bytes = b"ABCDEFGH".to_vec();
+        bytes.extend_from_slice(&0xffffffff81000108u64.to_le_bytes());
+        bytes.extend_from_slice(&[0u8; 4]);
+        let lines = dump(&bytes, &symbols);
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].starts_with("+0x00: 41 42 43 44 45 46 47 48  08 01 00 81"), "{}", lines[0]);
+        assert!(lines[0].contains("|ABCDEFGH........|"), "{}", lines[0]);
+        assert!(lines[0].ends_with(" inotify_fsnotify_ops+0x8/0x100"), "{}", lines[0]);
+        assert!(lines[1].contains("|....|"));
+    }
+}
