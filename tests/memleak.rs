@@ -4,6 +4,7 @@ mod common;
 
 use common::msgq::{MessageQueue, MSG_MSG_HEADER_BYTES};
 use common::*;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -102,7 +103,7 @@ fn slab_trace_finds_kept_messages_at_load_msg() {
     let cache = message_cache();
     let scratch = Scratch::new("slabtrace");
     let child = sysak(&scratch, &[])
-        .args(["memleak", "-t", "slab", "-n", cache, "-i", "4", "-r", "25", "-s", "--format", "json"])
+        .args(["memleak", "-t", "slab", "-n", cache, "-i", "4", "-r", "25", "-s", "--backend", "none", "--format", "json"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -128,7 +129,82 @@ fn slab_trace_finds_kept_messages_at_load_msg() {
     assert_eq!(top["bytes"].as_u64().unwrap(), top["count"].as_u64().unwrap() * 256);
     assert!(top["stack"].as_array().unwrap().iter().any(|f| f.as_str().unwrap().starts_with("load_msg+")), "{top}");
     assert!(top["max_age_s"].as_f64().unwrap() > 1.0 && top["max_age_s"].as_f64().unwrap() < 5.0, "{top}");
-    assert!(doc["scan"]["unavailable"].is_string());
+    assert!(doc["scan"]["unavailable"].as_str().unwrap().contains("--backend none"), "{doc}");
+    assert!(doc["scan"]["backend"].is_null());
+    assert_eq!(top["marked"], 0);
+}
+
+/// The scan finds the kept messages of one pattern as the largest cluster,
+/// and marks exactly those among the outstanding allocations at load_msg:
+/// messages of random bytes are outstanding at the same call site but not
+/// marked.
+#[test]
+fn scan_marks_the_leaked_objects_by_content() {
+    let _lock = kernel_lock();
+    const TEXT: usize = 200;
+    const LEAKED: usize = 4000;
+    const OTHER: usize = 2000;
+    const PATTERN: &[u8] = b"inotify-like leak, ops=0xffffffff; ";
+    let cache = message_cache();
+    let scratch = Scratch::new("scan");
+    let child = sysak(&scratch, &[])
+        .args(["memleak", "-t", "slab", "-n", cache, "-i", "3", "-r", "20", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let queue = MessageQueue::new((LEAKED + OTHER) * (TEXT + MSG_MSG_HEADER_BYTES) * 2).unwrap();
+    let mut noise = 0x2545_f491_4f6c_dd1du64;
+    let mut random = move || {
+        noise ^= noise << 13;
+        noise ^= noise >> 7;
+        noise ^= noise << 17;
+        (noise >> 32) as u8
+    };
+    for k in 0..LEAKED {
+        queue.send::<TEXT>(1, |_, i| if i < 8 { (k >> (i * 8 % 32)) as u8 } else { PATTERN[i % PATTERN.len()] }).unwrap();
+        if k % 2 == 0 {
+            queue.send::<TEXT>(1, |_, _| random()).unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    drop(queue);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let doc = json(&out);
+    let scan = &doc["scan"];
+    assert_eq!(scan["backend"], "bpf", "{doc}");
+    let similar = scan["similar_objects"].as_u64().unwrap();
+    let scanned = scan["scanned_objects"].as_u64().unwrap();
+    assert!(similar >= LEAKED as u64 && similar <= LEAKED as u64 + 64, "similar {similar}: {doc}");
+    assert!(scanned >= (LEAKED + OTHER) as u64, "scanned {scanned}: {doc}");
+    let dump = scan["dump"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect::<Vec<_>>().join("\n");
+    assert!(dump.contains("|inotify-like lea") || dump.contains("inotify-"), "representative: {dump}");
+    let top = &doc["callsites"][0];
+    assert!(top["function"].as_str().unwrap().starts_with("load_msg+0x"), "{doc}");
+    let count = top["count"].as_u64().unwrap();
+    let marked = top["marked"].as_u64().unwrap();
+    assert!(count >= (LEAKED + OTHER) as u64 * 98 / 100, "count {count}: {doc}");
+    assert!(marked >= LEAKED as u64 * 98 / 100 && marked <= LEAKED as u64, "marked {marked} of {LEAKED} leaked, {count} outstanding: {doc}");
+    assert_eq!(doc["leak_function"], top["function"]);
+}
+
+/// Where /proc/kcore does not exist (this kernel), asking for it says so in
+/// the scan section; the trace still reports.
+#[test]
+fn missing_kcore_is_reported_not_fatal() {
+    if Path::new("/proc/kcore").exists() {
+        eprintln!("skipped: this kernel has /proc/kcore");
+        return;
+    }
+    let _lock = kernel_lock();
+    let scratch = Scratch::new("kcore");
+    let out = sysak(&scratch, &[]).args(["memleak", "-t", "slab", "-i", "1", "--backend", "kcore", "--format", "json"]).output().unwrap();
+    let doc = json(&out);
+    assert!(doc["scan"]["backend"].is_null(), "{doc}");
+    let why = doc["scan"]["unavailable"].as_str().unwrap();
+    assert!(why.contains("/proc/kcore does not exist (kernel built without CONFIG_PROC_KCORE)"), "{why}");
+    assert!(doc["callsites"].is_array());
 }
 
 #[test]

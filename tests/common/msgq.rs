@@ -42,7 +42,7 @@ impl MessageQueue {
 
     /// Send `count` messages of `N` bytes; byte i of message k is
     /// `pattern(k, i)`.
-    pub fn send<const N: usize>(&self, count: usize, pattern: impl Fn(usize, usize) -> u8) -> io::Result<()> {
+    pub fn send<const N: usize>(&self, count: usize, mut pattern: impl FnMut(usize, usize) -> u8) -> io::Result<()> {
         let mut msg = Message::<N> { mtype: 1, mtext: [0; N] };
         for k in 0..count {
             for (i, b) in msg.mtext.iter_mut().enumerate() {
