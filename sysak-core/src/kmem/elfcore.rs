@@ -88,9 +88,23 @@ impl ElfCore {
     }
 }
 
+/// Lowest address of the x86_64 vmalloc area with 4-level paging: direct
+/// map addresses lie below it (and 5-level ones far below).
+const VMALLOC_START_4LEVEL: u64 = 0xffff_c900_0000_0000;
+
 impl KernelMemory for ElfCore {
     fn name(&self) -> &'static str {
         "kcore"
+    }
+
+    /// /proc/kcore's RAM segments (KCORE_RAM) carry both the direct-map
+    /// virtual address and the physical one: any of them is in the direct
+    /// map.
+    fn direct_map_hint(&self) -> Option<u64> {
+        self.segments
+            .iter()
+            .find(|s| s.paddr != 0 && s.vaddr < VMALLOC_START_4LEVEL && s.vaddr.wrapping_sub(s.paddr) % (1 << 30) == 0)
+            .map(|s| s.vaddr)
     }
 
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
