@@ -93,32 +93,36 @@ fn message_cache() -> &'static str {
 }
 
 /// N messages kept during the window are found at load_msg, within 2 %;
-/// messages received (freed) before the window ends are not.
+/// messages received (freed) before the window ends are not. Both tracers:
+/// the outstanding set in the kernel (BPF) and perf samples.
 #[test]
 fn slab_trace_finds_kept_messages_at_load_msg() {
     let _lock = kernel_lock();
+    for tracer in ["bpf", "perf"] {
+        kept_messages_found_at_load_msg(tracer);
+    }
+}
+
+fn kept_messages_found_at_load_msg(tracer: &str) {
     const TEXT: usize = 200; // 248-byte msg_msg: a 256-byte cache
     const KEPT: usize = 5000;
     const FREED: usize = 3000;
     let cache = message_cache();
     let scratch = Scratch::new("slabtrace");
-    let child = sysak(&scratch, &[])
-        .args(["memleak", "-t", "slab", "-n", cache, "-i", "4", "-r", "25", "-s", "--backend", "none", "--format", "json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    let mut command = sysak(&scratch, &[]);
+    command.args(["memleak", "-t", "slab", "-n", cache, "-i", "4", "-r", "25", "-s", "--backend", "none", "--tracer", tracer, "--format", "json"]);
+    let child = start_window(command);
     let kept = MessageQueue::new((KEPT + FREED) * (TEXT + MSG_MSG_HEADER_BYTES) * 2).unwrap();
     let freed = MessageQueue::new(FREED * (TEXT + MSG_MSG_HEADER_BYTES) * 2).unwrap();
     kept.send::<TEXT>(KEPT, |k, i| (k ^ i) as u8).unwrap();
     freed.send::<TEXT>(FREED, |_, _| 0x5a).unwrap();
     assert_eq!(freed.receive::<TEXT>(FREED), FREED);
-    let out = child.wait_with_output().unwrap();
+    let out = child.finish();
     drop((kept, freed));
     assert_eq!(out.status.code(), Some(1), "a leak is a finding: {}", stderr(&out));
     let doc = json(&out);
     assert_eq!(doc["type"], "slab");
+    assert_eq!(doc["tracer"], tracer, "{doc}");
     assert_eq!(doc["cache"], cache);
     assert_eq!(doc["lost_events"], 0, "{doc}");
     let top = &doc["callsites"][0];
@@ -147,13 +151,9 @@ fn scan_marks_the_leaked_objects_by_content() {
     const PATTERN: &[u8] = b"inotify-like leak, ops=0xffffffff; ";
     let cache = message_cache();
     let scratch = Scratch::new("scan");
-    let child = sysak(&scratch, &[])
-        .args(["memleak", "-t", "slab", "-n", cache, "-i", "3", "-r", "20", "--format", "json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    let mut command = sysak(&scratch, &[]);
+    command.args(["memleak", "-t", "slab", "-n", cache, "-i", "3", "-r", "20", "--format", "json"]);
+    let child = start_window(command);
     let queue = MessageQueue::new((LEAKED + OTHER) * (TEXT + MSG_MSG_HEADER_BYTES) * 2).unwrap();
     let mut noise = 0x2545_f491_4f6c_dd1du64;
     let mut random = move || {
@@ -168,7 +168,7 @@ fn scan_marks_the_leaked_objects_by_content() {
             queue.send::<TEXT>(1, |_, _| random()).unwrap();
         }
     }
-    let out = child.wait_with_output().unwrap();
+    let out = child.finish();
     drop(queue);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let doc = json(&out);
@@ -237,19 +237,15 @@ fn sigint_ends_the_window_with_a_partial_report() {
     const TEXT: usize = 200;
     let cache = message_cache();
     let scratch = Scratch::new("sigint");
-    let child = sysak(&scratch, &[])
-        .args(["memleak", "-t", "slab", "-n", cache, "-i", "60", "--format", "json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    let mut command = sysak(&scratch, &[]);
+    command.args(["memleak", "-t", "slab", "-n", cache, "-i", "60", "--format", "json"]);
+    let child = start_window(command);
     let queue = MessageQueue::new(2000 * (TEXT + MSG_MSG_HEADER_BYTES) * 2).unwrap();
     queue.send::<TEXT>(1000, |_, i| i as u8).unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let started = Instant::now();
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
+    let out = child.finish();
     drop(queue);
     assert!(started.elapsed() < Duration::from_secs(5), "SIGINT did not end the window promptly");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -318,13 +314,9 @@ fn page_trace_finds_pipe_pages() {
         .unwrap();
     assert!(grown > PAGES * 4096 * 6 / 10, "alloc pages grew {grown} B, expected ~{} B", PAGES * 4096);
 
-    let child = sysak(&scratch, &[])
-        .args(["memleak", "-t", "page", "-i", "4", "-r", "25", "--format", "json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    let mut command = sysak(&scratch, &[]);
+    command.args(["memleak", "-t", "page", "-i", "4", "-r", "25", "--format", "json"]);
+    let child = start_window(command);
     // A leak grows over time: one pipe every 10 ms, not all in one burst.
     let held: Vec<_> = (0..PIPES)
         .map(|_| {
@@ -332,7 +324,7 @@ fn page_trace_finds_pipe_pages() {
             common::pipes::PipePages::fill(1, PAGES_EACH).unwrap()
         })
         .collect();
-    let out = child.wait_with_output().unwrap();
+    let out = child.finish();
     drop(held);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let doc = json(&out);

@@ -144,3 +144,53 @@ pub fn run_as_nobody(cmd: &Command, args: &[&str]) -> Output {
         .output()
         .expect("setpriv (util-linux)")
 }
+
+/// A sysak run whose trace window has begun.
+pub struct Running {
+    child: std::process::Child,
+    stderr: std::sync::Arc<Mutex<Vec<u8>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+/// Spawn `command` with piped output and return once it says on stderr
+/// that its window started ("tracing for"), so a generator started next
+/// falls inside the window however long the set-up took.
+pub fn start_window(mut command: Command) -> Running {
+    use std::io::BufRead;
+    let mut child = command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let pipe = child.stderr.take().unwrap();
+    let stderr = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let (started, wait) = std::sync::mpsc::channel();
+    let sink = stderr.clone();
+    let reader = std::thread::spawn(move || {
+        let mut lines = std::io::BufReader::new(pipe);
+        let mut line = Vec::new();
+        while lines.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+            if String::from_utf8_lossy(&line).contains("tracing for") {
+                let _ = started.send(());
+            }
+            sink.lock().unwrap().extend_from_slice(&line);
+            line.clear();
+        }
+    });
+    if wait.recv_timeout(std::time::Duration::from_secs(30)).is_err() {
+        let _ = child.kill();
+        panic!("the window never started: {}", String::from_utf8_lossy(&stderr.lock().unwrap()));
+    }
+    Running { child, stderr, reader }
+}
+
+impl Running {
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait for the end; stderr is what it printed from the start.
+    pub fn finish(self) -> Output {
+        let mut out = self.child.wait_with_output().unwrap();
+        self.reader.join().unwrap();
+        out.stderr = std::mem::take(&mut *self.stderr.lock().unwrap());
+        out
+    }
+}

@@ -86,6 +86,8 @@ pub enum Cond {
     Ne = 0x50,
     /// < unsigned
     Lt = 0xa0,
+    /// >= signed
+    Sge = 0x70,
 }
 
 const fn insn(code: u8, dst: Reg, src: Reg, off: i16, imm: i32) -> Insn {
@@ -148,6 +150,72 @@ pub const fn exit() -> Insn {
 pub const fn load_map_fd(dst: Reg, fd: i32) -> [Insn; 2] {
     const PSEUDO_MAP_FD: Reg = 1;
     [insn(LD | IMM | Size::DW as u8, dst, PSEUDO_MAP_FD, 0, fd), insn(0, 0, 0, 0, 0)]
+}
+
+/// `dst = imm64`: two slots.
+pub const fn ld_imm64(dst: Reg, imm: u64) -> [Insn; 2] {
+    [insn(LD | IMM | Size::DW as u8, dst, 0, 0, imm as u32 as i32), insn(0, 0, 0, 0, (imm >> 32) as u32 as i32)]
+}
+
+/// Builds a program whose early exits all jump to one `return 0` at the
+/// end, so callers never count jump offsets by hand.
+#[derive(Debug, Default)]
+pub struct Builder {
+    insns: Vec<Insn>,
+    exits: Vec<usize>,
+}
+
+impl Builder {
+    /// An empty program.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Append instructions.
+    pub fn push(&mut self, insns: impl IntoIterator<Item = Insn>) -> &mut Builder {
+        self.insns.extend(insns);
+        self
+    }
+
+    /// `if dst <cond> imm: return 0`.
+    pub fn exit_if_imm(&mut self, cond: Cond, dst: Reg, imm: i32) -> &mut Builder {
+        self.exits.push(self.insns.len());
+        self.insns.push(jump_imm(cond, dst, imm, 0));
+        self
+    }
+
+    /// `if dst <cond> src: return 0`.
+    pub fn exit_if(&mut self, cond: Cond, dst: Reg, src: Reg) -> &mut Builder {
+        self.exits.push(self.insns.len());
+        self.insns.push(jump(cond, dst, src, 0));
+        self
+    }
+
+    /// `if !(dst <cond> imm) { body }`: jumps over what `body` emits when
+    /// the condition holds.
+    pub fn skip_if_imm(&mut self, cond: Cond, dst: Reg, imm: i32, body: impl FnOnce(&mut Builder)) -> &mut Builder {
+        let at = self.insns.len();
+        self.insns.push(jump_imm(cond, dst, imm, 0));
+        body(self);
+        self.insns[at].off = (self.insns.len() - at - 1) as i16;
+        self
+    }
+
+    /// `return 0` here.
+    pub fn return_zero(&mut self) -> &mut Builder {
+        self.push([mov_imm(R0, 0), exit()])
+    }
+
+    /// Append `return 0` and resolve the exits to it.
+    pub fn finish(mut self) -> Vec<Insn> {
+        let end = self.insns.len();
+        for at in self.exits {
+            self.insns[at].off = (end - at - 1) as i16;
+        }
+        self.insns.push(mov_imm(R0, 0));
+        self.insns.push(exit());
+        self.insns
+    }
 }
 
 /// Helper function numbers (include/uapi/linux/bpf.h, stable ABI).

@@ -154,6 +154,44 @@ impl KernelTypes {
     }
 }
 
+/// A raw tracepoint argument's type, as far as a BPF program cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgType {
+    /// An integer (or enum) of this many bytes.
+    Int(usize),
+    /// A pointer; the pointee's struct name when it is a struct.
+    Pointer(Option<String>),
+    /// Anything else.
+    Other,
+}
+
+impl KernelTypes {
+    /// The arguments a raw tracepoint program on `tracepoint` receives in
+    /// its `u64 args[]` context, from BTF's `btf_trace_<name>` typedef
+    /// (a pointer to a function whose first parameter, the probe's data,
+    /// is not passed). None when the kernel has no such tracepoint.
+    pub fn raw_tracepoint_args(&self, tracepoint: &str) -> Option<Vec<ArgType>> {
+        let typedef = self.btf.resolve_types_by_name(&format!("btf_trace_{tracepoint}")).ok()?.into_iter().next()?;
+        let Type::Ptr(ptr) = self.strip(typedef) else { return None };
+        let Type::FuncProto(proto) = self.btf.resolve_chained_type(&ptr).ok()? else { return None };
+        let args = proto
+            .parameters
+            .iter()
+            .skip(1)
+            .map(|p| match self.btf.resolve_chained_type(p).map(|t| self.strip(t)) {
+                Ok(Type::Int(i)) => ArgType::Int(i.size()),
+                Ok(Type::Enum(e)) => ArgType::Int(e.size()),
+                Ok(Type::Ptr(p)) => match self.btf.resolve_chained_type(&p).map(|t| self.strip(t)) {
+                    Ok(Type::Struct(s)) => ArgType::Pointer(self.btf.resolve_name(&s).ok()),
+                    _ => ArgType::Pointer(None),
+                },
+                _ => ArgType::Other,
+            })
+            .collect();
+        Some(args)
+    }
+}
+
 fn type_size(ty: &Type) -> usize {
     match ty {
         Type::Int(i) => i.size(),

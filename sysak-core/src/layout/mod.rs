@@ -9,5 +9,5 @@ pub mod btf;
 pub mod slab;
 
 pub use addresses::{KernelAddresses, VmcoreInfo};
-pub use btf::{BtfError, KernelTypes, StructLayout};
+pub use btf::{ArgType, BtfError, KernelTypes, StructLayout};
 pub use slab::SlabLayout;

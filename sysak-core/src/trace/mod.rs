@@ -1,12 +1,14 @@
 //! Kernel tracing: tracepoint formats from tracefs, and perf_event_open
 //! sampling of tracepoints on every online CPU with in-kernel filters,
-//! callchains and lost-event accounting.
+//! callchains and lost-event accounting; and an outstanding-allocation set
+//! kept in the kernel by BPF programs on raw tracepoints.
 //!
 //! Nothing here writes to tracefs: filters are set per perf event with
 //! PERF_EVENT_IOC_SET_FILTER, so they die with the file descriptors, even
 //! when the process is killed with SIGKILL. When tracefs is not mounted it
 //! is mounted in a private mount namespace of this process only.
 
+pub mod bpf_outstanding;
 pub mod perf;
 pub mod tracefs;
 

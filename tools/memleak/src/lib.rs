@@ -18,6 +18,7 @@ mod render;
 pub mod report;
 mod scan;
 mod slab;
+mod slab_bpf;
 mod trace;
 mod vmalloc;
 mod window;
@@ -110,6 +111,14 @@ pub fn command() -> Command {
                 .value_parser(["auto", "kcore", "bpf", "none"])
                 .default_value("auto")
                 .help("How to read kernel memory for the scan: auto tries /proc/kcore, then a BPF reader"),
+        )
+        .arg(
+            Arg::new("tracer")
+                .long("tracer")
+                .value_name("HOW")
+                .value_parser(["auto", "bpf", "perf"])
+                .default_value("auto")
+                .help("Slab tracing: bpf keeps the outstanding set in the kernel; auto uses it where it can, else perf"),
         )
         .arg(Arg::new("btf").long("btf").value_name("FILE").help("Kernel BTF for struct layouts [default: /sys/kernel/btf/vmlinux]"))
         .arg(Arg::new("abs-threshold").long("abs-threshold").value_name("SIZE").help("A category leaks at this size whatever MemTotal is [default: 6G]"))

@@ -35,6 +35,17 @@ pub struct MemleakConfig {
     pub max_tracked: Option<usize>,
 }
 
+/// `--tracer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TracerChoice {
+    /// BPF where it can trace the target, else perf.
+    Auto,
+    /// BPF or fail.
+    Bpf,
+    /// perf samples.
+    Perf,
+}
+
 /// Resolved options.
 #[derive(Debug)]
 pub struct Options {
@@ -50,6 +61,7 @@ pub struct Options {
     pub top: usize,
     pub max_tracked: usize,
     pub scan: ScanOptions,
+    pub tracer: TracerChoice,
 }
 
 fn size(flag: &str, cli: Option<&String>, config: Option<&String>, default: u64) -> anyhow::Result<u64> {
@@ -84,6 +96,11 @@ impl Options {
                 absolute_bytes: size("--abs-threshold", m.get_one("abs-threshold"), file.abs_threshold.as_ref(), defaults.absolute_bytes)?,
                 percent,
                 min_bytes: size("--min-threshold", m.get_one("min-threshold"), file.min_threshold.as_ref(), defaults.min_bytes)?,
+            },
+            tracer: match m.get_one::<String>("tracer").map(String::as_str) {
+                Some("bpf") => TracerChoice::Bpf,
+                Some("perf") => TracerChoice::Perf,
+                _ => TracerChoice::Auto,
             },
             scan: ScanOptions {
                 backend: match m.get_one::<String>("backend").map(String::as_str) {

@@ -145,6 +145,14 @@ impl Outstanding {
         self.live.is_empty()
     }
 
+    /// Replace every stack id with `map(id)` (ids read from elsewhere, such
+    /// as a BPF stack map, become ids of a [`Stacks`]).
+    pub fn remap_stacks(&mut self, mut map: impl FnMut(u32) -> Option<u32>) {
+        for a in self.live.values_mut() {
+            a.stack = a.stack.and_then(&mut map);
+        }
+    }
+
     /// Every outstanding allocation with its key (address or PFN).
     pub fn iter(&self) -> impl Iterator<Item = (u64, &Allocation)> {
         self.live.iter().map(|(k, a)| (*k, a))

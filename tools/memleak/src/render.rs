@@ -99,6 +99,10 @@ pub fn trace(r: &TraceReport) -> String {
     if let Some(reason) = &r.cache_reason {
         let _ = writeln!(out, "\ncache: {} ({reason})", r.cache.as_deref().unwrap_or("-"));
     }
+    let _ = match &r.tracer_note {
+        Some(note) => writeln!(out, "tracer: {} ({note})", r.tracer),
+        None => writeln!(out, "tracer: {}", r.tracer),
+    };
     render_scan(&mut out, r);
     let _ = match (&r.leak_function, &r.leak_function_note) {
         (Some(f), _) => writeln!(out, "leak function: {f}"),

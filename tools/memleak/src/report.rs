@@ -71,9 +71,12 @@ pub struct TraceReport {
     /// Why that cache (automatic pick) or "given with -n".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_reason: Option<String>,
-    /// How allocations were traced: "perf" (samples with in-kernel filters)
-    /// or "vmallocinfo".
+    /// How allocations were traced: "bpf" (the outstanding set kept in the
+    /// kernel), "perf" (samples with in-kernel filters) or "vmallocinfo".
     pub tracer: String,
+    /// Why the BPF tracer was not used, when perf traced instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracer_note: Option<String>,
     /// Seconds traced.
     pub window_s: f64,
     /// Seconds of the window that traced frees only.

@@ -39,6 +39,7 @@ pub struct ScanOptions {
 /// Kernel memory, opened and understood.
 pub struct Scanner {
     mem: Box<dyn KernelMemory>,
+    types: KernelTypes,
     layout: SlabLayout,
     addrs: KernelAddresses,
     pfns: Vec<u64>,
@@ -53,15 +54,29 @@ impl Scanner {
         let types = KernelTypes::load(&options.btf).map_err(|e| e.to_string())?;
         let layout = SlabLayout::from_btf(&types).map_err(|e| e.to_string())?;
         let addrs = KernelAddresses::discover(mem.as_ref(), symbols, procfs, mem.direct_map_hint())?;
-        let pfns = procfs.read_slab_pfns().map_err(|e| e.to_string())?;
-        let any = walk::any_cache(mem.as_ref(), &layout, &addrs, &pfns)?;
+        // A few slab pages find the cache list; the scan takes a full
+        // snapshot later (refresh_pages), after the trace window.
+        let some_pfns = procfs.read_slab_pfns_up_to(64).map_err(|e| e.to_string())?;
+        let any = walk::any_cache(mem.as_ref(), &layout, &addrs, &some_pfns)?;
         let image = symbols.address_of("_text").ok_or("kallsyms has no _text")?;
         let caches = match symbols.address_of("slab_caches") {
             // KALLSYMS_ALL: start from the list head itself.
             Some(head) => caches::list_caches(mem.as_ref(), &layout, mem.read_u64(head).map_err(|e| e.to_string())? - layout.cache.list as u64, image)?,
             None => caches::list_caches(mem.as_ref(), &layout, any.address, image)?,
         };
-        Ok(Scanner { mem, layout, addrs, pfns, caches })
+        Ok(Scanner { mem, types, layout, addrs, pfns: Vec::new(), caches })
+    }
+
+    /// The kernel's BTF.
+    pub fn types(&self) -> &KernelTypes {
+        &self.types
+    }
+
+    /// Take a snapshot of the slab pages; [`Scanner::largest_cluster`]
+    /// walks the latest one.
+    pub fn refresh_pages(&mut self, procfs: &ProcFs) -> Result<(), String> {
+        self.pfns = procfs.read_slab_pfns().map_err(|e| e.to_string())?;
+        Ok(())
     }
 
     /// The backend's name.

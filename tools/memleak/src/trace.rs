@@ -5,10 +5,15 @@ use std::path::Path;
 
 use sysak_core::procfs::ProcFs;
 use sysak_core::symbols::Kallsyms;
-use sysak_core::trace::{TracerStats, Tracefs};
+use sysak_core::kmem::BackendChoice;
+use sysak_core::layout::KernelTypes;
+use sysak_core::tool::EnvironmentError;
+use sysak_core::trace::bpf_outstanding::OutstandingTracer;
+use sysak_core::trace::Tracefs;
 
 use crate::check::Kind;
-use crate::options::Options;
+use crate::options::{Options, TracerChoice};
+use crate::slab_bpf;
 use crate::outstanding::{Outstanding, Stacks};
 use crate::report::{CallSite, Scan, TraceReport};
 use crate::scan::{self, Scanner};
@@ -33,43 +38,104 @@ fn ring_pages() -> usize {
 const MAX_STACKS: usize = 65_536;
 
 
+/// How a window was traced, and what may have made it incomplete.
+struct Traced {
+    outcome: window::WindowOutcome,
+    tracer: &'static str,
+    tracer_note: Option<String>,
+    lost_events: u64,
+    untracked: u64,
+    dropped_stacks: u64,
+}
+
 /// `-t slab`.
 pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
     let target = slab::choose_target(procfs, options.cache.as_deref())?;
-    let tracefs = Tracefs::open()?;
     let symbols = Kallsyms::load(Path::new("/proc"))?;
-    let mut traced = SlabTracer::open(&tracefs, &target, options.stacks, ring_pages())?;
+    // Kernel memory serves the scan and, for a named cache, gives the BPF
+    // tracer the cache's address.
+    let mut scanner = match options.scan.backend {
+        BackendChoice::None => Err("turned off with --backend none".to_string()),
+        _ => Scanner::open(&options.scan, &symbols, procfs, Path::new("/proc")),
+    };
     let mut outstanding = Outstanding::new(options.max_tracked);
     let mut stacks = Stacks::new(MAX_STACKS);
-    let keep_stacks = options.stacks;
     let label = format!("sysak memleak: slab {}", target.name());
-    let SlabTracer { tracer, events } = &mut traced;
-    let outcome = window::run(
-        tracer,
-        &events.allocs,
-        &events.frees,
-        options.window,
-        &label,
-        |event| match event {
-            window::Event::Sample(sample) => events.apply(sample, &mut outstanding, keep_stacks.then_some(&mut stacks)),
-            window::Event::Drained(before) => outstanding.retire(before),
-        },
-    )?;
-    let tracer_stats = tracer.stats();
-    drop(traced); // stop tracing before reading memory
+    let traced = match in_kernel_tracer(options, &target, scanner.as_ref().ok()) {
+        Ok(tracer) => {
+            let run = slab_bpf::run(tracer, options.window, &label, &mut outstanding, &mut stacks)?;
+            Traced {
+                outcome: run.outcome,
+                tracer: "bpf",
+                tracer_note: None,
+                lost_events: run.stats.recursion_misses,
+                untracked: run.stats.insert_failures,
+                dropped_stacks: run.stats.stack_failures,
+            }
+        }
+        Err(why) if options.tracer == TracerChoice::Bpf => {
+            return Err(EnvironmentError(format!("--tracer bpf: {why}")).into());
+        }
+        Err(why) => {
+            let mut traced = trace_slab_with_perf(&target, options, &label, &mut outstanding, &mut stacks)?;
+            traced.tracer_note = (options.tracer == TracerChoice::Auto).then(|| format!("BPF not used: {why}"));
+            traced
+        }
+    };
     let (cache, cache_reason) = match &target {
         SlabTarget::Cache { stats, reason } => (Some(stats.name.clone()), Some(reason.clone())),
         SlabTarget::All => (Some("all".into()), Some("given with -n all".into())),
     };
-    let (scan, marks) = match &target {
-        SlabTarget::Cache { stats, .. } => scan_and_mark(procfs, &stats.name, &outstanding, &symbols, options),
-        SlabTarget::All => (scan::unavailable("-n all traces every cache; the scan needs one cache"), HashMap::new()),
+    let (scan, marks) = match (&target, &mut scanner) {
+        (SlabTarget::Cache { stats, .. }, Ok(scanner)) => scan_and_mark(scanner, &stats.name, &outstanding, &symbols, options),
+        (SlabTarget::All, _) => (scan::unavailable("-n all traces every cache; the scan needs one cache"), HashMap::new()),
+        (_, Err(why)) => (scan::unavailable(why.clone()), HashMap::new()),
     };
-    let mut report = build_report(Kind::Slab, &outstanding, &stacks, &symbols, &outcome, tracer_stats, options, 1, &marks);
+    let mut report = build_report(Kind::Slab, &outstanding, &stacks, &symbols, &traced, options, 1, &marks);
     report.scan = scan;
     report.cache = cache;
     report.cache_reason = cache_reason;
     Ok(report)
+}
+
+/// The BPF tracer for `target`, loaded (verified) but not attached; or why
+/// not, in which case perf takes over.
+fn in_kernel_tracer(options: &Options, target: &SlabTarget, scanner: Option<&Scanner>) -> Result<OutstandingTracer, String> {
+    if options.tracer == TracerChoice::Perf {
+        return Err("--tracer perf".into());
+    }
+    let loaded;
+    let types = match scanner {
+        Some(s) => s.types(),
+        None => {
+            loaded = KernelTypes::load(&options.scan.btf).map_err(|e| e.to_string())?;
+            &loaded
+        }
+    };
+    let cache_address = scanner.and_then(|s| s.cache(target.name()).ok()).map(|c| c.address);
+    let (allocs, frees) = slab_bpf::probes(types, target, cache_address)?;
+    slab_bpf::load(&allocs, &frees, options.max_tracked, options.stacks).map_err(|e| e.to_string())
+}
+
+/// The perf fallback: samples with in-kernel filters, the outstanding set
+/// in user space.
+fn trace_slab_with_perf(
+    target: &SlabTarget,
+    options: &Options,
+    label: &str,
+    outstanding: &mut Outstanding,
+    stacks: &mut Stacks,
+) -> anyhow::Result<Traced> {
+    let tracefs = Tracefs::open()?;
+    let mut traced = SlabTracer::open(&tracefs, target, options.stacks, ring_pages())?;
+    let keep_stacks = options.stacks;
+    let SlabTracer { tracer, events } = &mut traced;
+    let outcome = window::run(tracer, &events.allocs, &events.frees, options.window, label, |event| match event {
+        window::Event::Sample(sample) => events.apply(sample, outstanding, keep_stacks.then_some(&mut *stacks)),
+        window::Event::Drained(before) => outstanding.retire(before),
+    })?;
+    let lost_events = tracer.stats().lost;
+    Ok(Traced { outcome, tracer: "perf", tracer_note: None, lost_events, untracked: 0, dropped_stacks: 0 })
 }
 
 /// `-t page`.
@@ -87,8 +153,8 @@ pub fn page(options: &Options) -> anyhow::Result<TraceReport> {
         window::Event::Sample(sample) => events.apply(sample, &symbols, &mut outstanding, keep_stacks.then_some(&mut stacks)),
         window::Event::Drained(before) => outstanding.retire(before),
     })?;
-    let stats = tracer.stats();
-    let mut report = build_report(Kind::Page, &outstanding, &stacks, &symbols, &outcome, stats, options, page_size, &HashMap::new());
+    let traced = Traced { outcome, tracer: "perf", tracer_note: None, lost_events: tracer.stats().lost, untracked: 0, dropped_stacks: 0 };
+    let mut report = build_report(Kind::Page, &outstanding, &stacks, &symbols, &traced, options, page_size, &HashMap::new());
     report.scan = scan::unavailable("the similarity scan applies to slab objects, not whole pages");
     report.leak_function_note = None;
     Ok(report)
@@ -98,27 +164,24 @@ pub fn page(options: &Options) -> anyhow::Result<TraceReport> {
 /// mark the outstanding allocations that resemble it. Never fails the run:
 /// when memory cannot be read, the section says why.
 fn scan_and_mark(
-    procfs: &ProcFs,
+    scanner: &mut Scanner,
     cache: &str,
     outstanding: &Outstanding,
     symbols: &Kallsyms,
     options: &Options,
 ) -> (Scan, HashMap<u64, u64>) {
-    if options.scan.backend == sysak_core::kmem::BackendChoice::None {
-        return (scan::unavailable("turned off with --backend none"), HashMap::new());
+    // Slabs allocated during the window are in the scan too.
+    if let Err(why) = scanner.refresh_pages(&ProcFs::default()) {
+        return (scan::unavailable(why), HashMap::new());
     }
-    let scanner = match Scanner::open(&options.scan, symbols, procfs, Path::new("/proc")) {
-        Ok(s) => s,
-        Err(why) => return (scan::unavailable(why), HashMap::new()),
-    };
     let target = match scanner.cache(cache) {
-        Ok(c) => c,
+        Ok(c) => c.clone(),
         Err(why) => return (scan::unavailable(why), HashMap::new()),
     };
     eprintln!("sysak memleak: scanning {cache} through {}", scanner.backend());
-    let (cluster, stats) = scanner.largest_cluster(target, options.scan.percent);
+    let (cluster, stats) = scanner.largest_cluster(&target, options.scan.percent);
     let (marks, unreadable) = match &cluster {
-        Some(c) => scanner.mark(c, target, outstanding),
+        Some(c) => scanner.mark(c, &target, outstanding),
         None => (HashMap::new(), 0),
     };
     (scan::section(scanner.backend(), cluster.as_ref(), &stats, unreadable, symbols), marks)
@@ -132,8 +195,7 @@ fn build_report(
     outstanding: &Outstanding,
     stacks: &Stacks,
     symbols: &Kallsyms,
-    outcome: &window::WindowOutcome,
-    stats: TracerStats,
+    traced: &Traced,
     options: &Options,
     count_unit: u64,
     marks: &HashMap<u64, u64>,
@@ -150,7 +212,7 @@ fn build_report(
             count: if count_unit > 1 { s.bytes / count_unit } else { s.count },
             marked: marks.get(&s.call_site).copied().unwrap_or(0),
             bytes: s.bytes,
-            max_age_s: Some(outcome.end_ns.saturating_sub(s.oldest_ns) as f64 / 1e9),
+            max_age_s: Some(traced.outcome.end_ns.saturating_sub(s.oldest_ns) as f64 / 1e9),
             growth_bytes: None,
             stack: s.stack.map(|id| stacks.get(id).iter().map(|ip| symbols.format(*ip)).collect()).unwrap_or_default(),
         })
@@ -159,13 +221,14 @@ fn build_report(
         kind,
         cache: None,
         cache_reason: None,
-        tracer: "perf".into(),
-        window_s: outcome.elapsed_s,
-        free_only_s: outcome.free_only_s,
-        interrupted: outcome.interrupted,
-        lost_events: stats.lost,
-        untracked_allocations: outstanding.overflow,
-        dropped_stacks: stacks.dropped,
+        tracer: traced.tracer.into(),
+        tracer_note: traced.tracer_note.clone(),
+        window_s: traced.outcome.elapsed_s,
+        free_only_s: traced.outcome.free_only_s,
+        interrupted: traced.outcome.interrupted,
+        lost_events: traced.lost_events,
+        untracked_allocations: outstanding.overflow + traced.untracked,
+        dropped_stacks: stacks.dropped + traced.dropped_stacks,
         callsites,
         callsites_total,
         scan: Scan::default(),

@@ -47,6 +47,51 @@ fn progress(label: &str, elapsed: Duration, total: Duration, phase: &str) {
     let _ = err.flush();
 }
 
+/// Run a window whose tracing happens in the kernel: wait out the
+/// alloc+free phase, call `stop_allocs`, wait out the free-only phase,
+/// showing progress; Ctrl-C ends it early.
+pub fn run_in_kernel(window: Window, label: &str, mut stop_allocs: impl FnMut()) -> WindowOutcome {
+    let tty = std::io::stderr().is_terminal();
+    if !tty {
+        eprintln!("{label}: tracing for {} s (Ctrl-C ends early)", window.total.as_secs());
+    }
+    let alloc_phase = window.total.mul_f64(f64::from(100 - window.free_only_percent.min(100)) / 100.0);
+    let start = Instant::now();
+    let mut free_only_started = None;
+    let mut interrupted = false;
+    loop {
+        let elapsed = start.elapsed();
+        if sysak_core::signal::interrupted() {
+            interrupted = true;
+            break;
+        }
+        if elapsed >= window.total {
+            break;
+        }
+        if free_only_started.is_none() && elapsed >= alloc_phase {
+            stop_allocs();
+            free_only_started = Some(Instant::now());
+        }
+        if tty {
+            progress(label, elapsed, window.total, if free_only_started.is_none() { "alloc+free" } else { "free only" });
+        }
+        let next = if free_only_started.is_none() { alloc_phase } else { window.total };
+        sysak_core::signal::sleep_interruptible(next.saturating_sub(elapsed).min(Duration::from_millis(250)));
+    }
+    if free_only_started.is_none() {
+        stop_allocs();
+    }
+    if tty {
+        eprintln!();
+    }
+    WindowOutcome {
+        elapsed_s: start.elapsed().as_secs_f64(),
+        free_only_s: free_only_started.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0),
+        interrupted,
+        end_ns: sysak_core::trace::perf::monotonic_ns(),
+    }
+}
+
 /// What the window hands its consumer.
 pub enum Event<'a, 'b> {
     /// One sample.

@@ -1,0 +1,111 @@
+//! `-t slab` with the outstanding set kept in the kernel
+//! ([`sysak_core::trace::bpf_outstanding`]): the preferred tracer where BPF
+//! and BTF are available, because frees never travel to user space.
+//!
+//! Probes, with argument positions checked against BTF:
+//! - kmalloc buckets: raw tracepoint `kmalloc` (and `kmalloc_node` before
+//!   6.1), args `(call_site, ptr, bytes_req, bytes_alloc, …)`, filtered on
+//!   `bytes_alloc == <object size>` as the perf tracer does;
+//! - named caches: `kmem_cache_alloc`, whose 6.x prototype carries the
+//!   `struct kmem_cache *`: filtered on the cache's address (found by the
+//!   memory scanner). 5.10's prototype has no cache argument: perf is used;
+//! - frees: `kfree` and `kmem_cache_free`, `ptr` is argument 1 on every
+//!   kernel since 2.6.
+//! `-n all` is left to perf (6.x kmem_cache_alloc carries no size).
+
+use sysak_core::layout::{ArgType, KernelTypes};
+use sysak_core::trace::bpf_outstanding::{AllocProbe, Bytes, FreeProbe, InKernelStats, OutstandingTracer};
+
+use crate::outstanding::{Allocation, Outstanding, Stacks};
+use crate::slab::{is_kmalloc_bucket, SlabTarget};
+use crate::window::{self, Window, WindowOutcome};
+
+/// Most entries the in-kernel hash holds: preallocated, ~100 bytes each.
+pub const MAX_IN_KERNEL: u32 = 262_144;
+
+/// The probes for `target`, or why BPF cannot trace it.
+pub fn probes(types: &KernelTypes, target: &SlabTarget, cache_address: Option<u64>) -> Result<(Vec<AllocProbe>, Vec<FreeProbe>), String> {
+    let SlabTarget::Cache { stats, .. } = target else {
+        return Err("-n all is traced with perf".into());
+    };
+    let mut allocs = Vec::new();
+    if is_kmalloc_bucket(&stats.name) {
+        for tp in ["kmalloc", "kmalloc_node"] {
+            match types.raw_tracepoint_args(tp) {
+                Some(args) if matches!(args.as_slice(), [ArgType::Int(8), ArgType::Pointer(_), ArgType::Int(8), ArgType::Int(8), ..]) => {
+                    allocs.push(AllocProbe {
+                        tracepoint: tp.into(),
+                        key_arg: 1,
+                        call_site_arg: Some(0),
+                        bytes: Bytes::Arg(3),
+                        filter: Some((3, stats.objsize_bytes)),
+                    })
+                }
+                Some(args) => return Err(format!("raw tracepoint {tp} has an unknown prototype {args:?}")),
+                None => {}
+            }
+        }
+    } else {
+        let address = cache_address.ok_or("the cache's address is unknown (kernel memory cannot be read)")?;
+        for tp in ["kmem_cache_alloc", "kmem_cache_alloc_node"] {
+            let Some(args) = types.raw_tracepoint_args(tp) else { continue };
+            let cache_arg = args.iter().position(|a| *a == ArgType::Pointer(Some("kmem_cache".into())));
+            match (cache_arg, args.first(), args.get(1)) {
+                (Some(s), Some(ArgType::Int(8)), Some(ArgType::Pointer(_))) => allocs.push(AllocProbe {
+                    tracepoint: tp.into(),
+                    key_arg: 1,
+                    call_site_arg: Some(0),
+                    bytes: Bytes::Const(stats.objsize_bytes),
+                    filter: Some((s, address)),
+                }),
+                _ => return Err(format!("raw tracepoint {tp} carries no struct kmem_cache (before 6.1); perf is used")),
+            }
+        }
+    }
+    if allocs.is_empty() {
+        return Err("BTF describes no kmem allocation raw tracepoint".into());
+    }
+    let frees = ["kfree", "kmem_cache_free"]
+        .into_iter()
+        .filter(|tp| matches!(types.raw_tracepoint_args(tp).as_deref(), Some([ArgType::Int(8), ArgType::Pointer(_), ..])))
+        .map(|tp| FreeProbe { tracepoint: tp.into(), key_arg: 1 })
+        .collect::<Vec<_>>();
+    if frees.len() != 2 {
+        return Err("BTF does not describe kfree and kmem_cache_free as expected".into());
+    }
+    Ok((allocs, frees))
+}
+
+/// A window traced in the kernel, read back into `outstanding`.
+pub struct InKernelRun {
+    /// How the window went.
+    pub outcome: WindowOutcome,
+    /// What qualifies the result.
+    pub stats: InKernelStats,
+}
+
+/// Load, run the window, read back. Loading happens before anything is
+/// attached, so a verifier refusal leaves no trace and perf can take over.
+pub fn load(allocs: &[AllocProbe], frees: &[FreeProbe], capacity: usize, stacks: bool) -> anyhow::Result<OutstandingTracer> {
+    Ok(OutstandingTracer::load(allocs, frees, capacity.min(MAX_IN_KERNEL as usize) as u32, stacks)?)
+}
+
+/// Run the window on a loaded tracer and fill `outstanding` and `stacks`.
+pub fn run(
+    mut tracer: OutstandingTracer,
+    window: Window,
+    label: &str,
+    outstanding: &mut Outstanding,
+    stacks: &mut Stacks,
+) -> anyhow::Result<InKernelRun> {
+    tracer.start()?;
+    let outcome = window::run_in_kernel(window, label, || tracer.stop_allocs());
+    tracer.stop();
+    let stats = tracer.stats()?;
+    let frames = tracer.drain(|e| {
+        outstanding.alloc(e.key, Allocation { time_ns: e.time_ns, call_site: e.call_site, bytes: e.bytes, stack: e.stack });
+    })?;
+    // Stack ids are the kernel's; re-intern them so reports use ours.
+    outstanding.remap_stacks(|id| frames.get(&id).and_then(|f| stacks.intern(f)));
+    Ok(InKernelRun { outcome, stats })
+}
