@@ -90,6 +90,9 @@ pub fn trace(r: &TraceReport) -> String {
     if r.callsites_total > r.callsites.len() {
         let _ = writeln!(out, "  ({} more call sites; --top N shows more)", r.callsites_total - r.callsites.len());
     }
+    if let Some(note) = &r.stacks_note {
+        let _ = writeln!(out, "\nnote: {note}");
+    }
     for site in r.callsites.iter().filter(|s| !s.stack.is_empty()) {
         let _ = writeln!(out, "\nstack of {}:", site.function);
         for frame in &site.stack {

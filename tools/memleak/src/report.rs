@@ -77,6 +77,9 @@ pub struct TraceReport {
     /// Why the BPF tracer was not used, when perf traced instead.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tracer_note: Option<String>,
+    /// What the stacks shown approximate, when they are sampled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stacks_note: Option<String>,
     /// Seconds traced.
     pub window_s: f64,
     /// Seconds of the window that traced frees only.

@@ -92,6 +92,9 @@ pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
         (_, Err(why)) => (scan::unavailable(why.clone()), HashMap::new()),
     };
     let mut report = build_report(Kind::Slab, &outstanding, &stacks, &symbols, &traced, options, 1, &marks);
+    if scan.backend.is_none() {
+        report.leak_function_note = Some("nothing can be marked without the memory scan".into());
+    }
     report.scan = scan;
     report.cache = cache;
     report.cache_reason = cache_reason;
@@ -223,6 +226,12 @@ fn build_report(
         cache_reason: None,
         tracer: traced.tracer.into(),
         tracer_note: traced.tracer_note.clone(),
+        stacks_note: (traced.tracer == "bpf" && options.stacks).then(|| {
+            format!(
+                "stacks are sampled: the first {} allocations of each call site are unwound, later ones carry the newest of those stacks",
+                slab_bpf::STACKS_PER_CALL_SITE
+            )
+        }),
         window_s: traced.outcome.elapsed_s,
         free_only_s: traced.outcome.free_only_s,
         interrupted: traced.outcome.interrupted,

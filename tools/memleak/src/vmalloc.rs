@@ -64,6 +64,7 @@ pub fn trace(procfs: &ProcFs, window: Duration, top: usize, page_size: u64) -> a
         cache_reason: None,
         tracer: "vmallocinfo".into(),
         tracer_note: None,
+        stacks_note: None,
         window_s: start.elapsed().as_secs_f64(),
         free_only_s: 0.0,
         interrupted: sysak_core::signal::interrupted(),
