@@ -83,6 +83,11 @@ mod tests {
         let m = parse("5.10");
         assert_eq!(m.hugetlb, 131072 * 1024);
         assert_eq!(m.vmalloc_used, 40960 * 1024);
+        // 4.19: VmallocUsed reads 0 (4.0-5.2), no KReclaimable (4.20+).
+        let m = parse("4.19");
+        assert_eq!((m.vmalloc_used, m.slab_unreclaimable, m.hugetlb), (0, 211008 * 1024, 0));
+        let m = parse("6.1");
+        assert_eq!((m.mem_total, m.slab_unreclaimable, m.vmalloc_used), (2014740 * 1024, 39752 * 1024, 12264 * 1024));
         let m = parse("3.10");
         assert_eq!(m.slab_unreclaimable, 8388608 * 1024);
         // No Hugetlb line before 4.x: HugePages_Total × Hugepagesize.

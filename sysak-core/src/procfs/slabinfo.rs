@@ -129,6 +129,8 @@ mod tests {
     fn parses_every_kernel_generation() {
         for (kernel, caches, probe) in [
             ("3.10", 6, ("kmalloc-64", 11584, 64)),
+            ("4.19", 6, ("ext4_inode_cache", 98670, 1080)),
+            ("6.1", 6, ("kmalloc-cg-96", 504, 96)),
             ("5.10", 6, ("kmalloc-96", 2100, 96)),
             ("6.18", 6, ("dentry", 10080, 192)),
         ] {

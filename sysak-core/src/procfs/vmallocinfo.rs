@@ -100,6 +100,12 @@ mod tests {
         assert!(!percpu.is_vmalloc(), "percpu chunk has no pages=");
         let vmalloc_pages: u64 = a.iter().filter(|x| x.is_vmalloc()).map(|x| x.pages).sum();
         assert_eq!(vmalloc_pages, 1 + 4 + 4 + 512 + 8);
+        let a = parse("4.19");
+        assert_eq!(a[4].caller.as_deref(), Some("xfs_buf_map_from_irec+0x0/0x20 [xfs]"));
+        assert!(!a.iter().any(|x| x.flags.iter().any(|f| f == "unpurged")));
+        let a = parse("6.1");
+        let vmalloc_pages: u64 = a.iter().filter(|x| x.is_vmalloc()).map(|x| x.pages).sum();
+        assert_eq!(vmalloc_pages, 1 + 4 + 512 + 8 + 16);
         let a = parse("6.18");
         assert!(a.iter().any(|x| x.is_vmalloc()));
     }
