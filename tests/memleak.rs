@@ -344,6 +344,12 @@ fn page_trace_finds_pipe_pages() {
 }
 
 /// vmalloc bytes per caller in /proc/vmallocinfo.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut parts = release.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u32>().ok());
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (major, minor)
+}
+
 fn vmalloc_by_caller() -> std::collections::HashMap<String, u64> {
     let mut m = std::collections::HashMap::new();
     for line in std::fs::read_to_string("/proc/vmallocinfo").unwrap().lines() {
@@ -374,15 +380,11 @@ fn vmalloc_trace_ranks_the_growing_caller_first() {
     assert!(grown >= BYTES as i64, "vmallocinfo grew only {grown} B at {caller}");
 
     let scratch = Scratch::new("vmalloc");
-    let child = sysak(&scratch, &[])
-        .args(["memleak", "-t", "vmalloc", "-i", "3", "--format", "json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1000));
+    let mut command = sysak(&scratch, &[]);
+    command.args(["memleak", "-t", "vmalloc", "-i", "3", "-s", "--format", "json"]);
+    let child = start_window(command);
     let map = common::bpfmap::array_map(4096, (BYTES / 4096) as u32).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = child.finish();
     drop(map);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let doc = json(&out);
@@ -390,4 +392,13 @@ fn vmalloc_trace_ranks_the_growing_caller_first() {
     let top = &doc["callsites"][0];
     assert_eq!(top["function"].as_str().unwrap(), caller, "{doc}");
     assert!(top["growth_bytes"].as_i64().unwrap() >= BYTES as i64, "{top}");
+    // With vmap tracepoints (6.3+, this kernel), the area is also seen being
+    // reserved, with the BPF map code as its call site and in its stack.
+    if kernel_at_least(6, 3) {
+        assert_eq!(doc["tracer"], "vmallocinfo+perf", "{doc}");
+        let traced = doc["traced_callsites"].as_array().unwrap();
+        let site = traced.iter().find(|s| s["function"].as_str().unwrap().contains("bpf_map_area_alloc")).expect("the map's vmap area");
+        assert!(site["bytes"].as_u64().unwrap() >= BYTES, "{site}");
+        assert!(site["stack"].as_array().unwrap().iter().any(|f| f.as_str().unwrap().starts_with("array_map_alloc+")), "{site}");
+    }
 }

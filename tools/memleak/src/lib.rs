@@ -10,6 +10,7 @@
 
 #![deny(missing_docs)]
 
+mod callsite;
 pub mod check;
 mod options;
 mod outstanding;
@@ -21,6 +22,7 @@ mod slab;
 mod slab_bpf;
 mod trace;
 mod vmalloc;
+mod vmap;
 mod window;
 
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
@@ -166,7 +168,7 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
     let report = match kind {
         Kind::Slab => trace::slab(&procfs, &options)?,
         Kind::Page => trace::page(&options)?,
-        Kind::Vmalloc => vmalloc::trace(&procfs, options.window.total, options.top, check::page_size())?,
+        Kind::Vmalloc => trace::vmalloc(&procfs, &options)?,
     };
     match format {
         Format::Json => output::print_json(&report)?,

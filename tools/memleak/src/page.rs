@@ -16,11 +16,11 @@ use sysak_core::tool::EnvironmentError;
 use sysak_core::trace::perf::{kernel_frames, EventHandle};
 use sysak_core::trace::{Field, PerfTracer, Sample, Tracefs};
 
+use crate::callsite::CallSiteFinder;
 use crate::outstanding::{Allocation, Outstanding, Stacks};
 
-/// Function-name fragments of the page allocator and of the tracing
-/// machinery that sits between a tracepoint and its caller.
-const ALLOCATOR_FRAGMENTS: [&str; 16] = [
+/// Function-name fragments of the page allocator.
+pub const PAGE_ALLOCATOR: &[&str] = &[
     "alloc_pages",
     "get_free_page",
     "folio_alloc",
@@ -32,17 +32,7 @@ const ALLOCATOR_FRAGMENTS: [&str; 16] = [
     "page_frag_alloc",
     "alloc_page_interleave",
     "alloc_pages_mpol",
-    "perf_trace",
-    "trace_event_raw",
-    "__traceiter",
-    "perf_tp_event",
-    "__do_trace",
 ];
-
-/// Whether a resolved frame belongs to the page allocator (or tracing).
-pub fn is_allocator_frame(function: &str) -> bool {
-    ALLOCATOR_FRAGMENTS.iter().any(|f| function.contains(f))
-}
 
 enum Role {
     Alloc { pfn: Field, order: Field },
@@ -64,7 +54,7 @@ pub struct PageEvents {
     /// Free events.
     pub frees: Vec<EventHandle>,
     roles: HashMap<u64, Role>,
-    frame_is_allocator: HashMap<u64, bool>,
+    call_sites: CallSiteFinder,
     page_size: u64,
 }
 
@@ -76,7 +66,7 @@ impl PageTracer {
             allocs: Vec::new(),
             frees: Vec::new(),
             roles: HashMap::new(),
-            frame_is_allocator: HashMap::new(),
+            call_sites: CallSiteFinder::new(PAGE_ALLOCATOR),
             page_size,
         };
         if !tracefs.has_event("kmem", "mm_page_alloc") {
@@ -107,11 +97,7 @@ impl PageEvents {
                 if pfn == u64::MAX {
                     return; // failed allocation: pfn is -1
                 }
-                let cache = &mut self.frame_is_allocator;
-                let call_site = kernel_frames(sample.callchain)
-                    .find(|ip| !*cache.entry(*ip).or_insert_with(|| symbols.resolve(*ip).is_some_and(|r| is_allocator_frame(r.name))))
-                    .or_else(|| kernel_frames(sample.callchain).next())
-                    .unwrap_or(0);
+                let call_site = self.call_sites.find(sample.callchain, symbols);
                 let stack = stacks.and_then(|s| s.intern(&kernel_frames(sample.callchain).collect::<Vec<_>>()));
                 let bytes = self.page_size << order.min(20);
                 outstanding.alloc(pfn, Allocation { time_ns: sample.time_ns, call_site, bytes, stack });
@@ -132,11 +118,12 @@ mod tests {
 
     #[test]
     fn allocator_frames_are_recognised() {
+        let finder = CallSiteFinder::new(PAGE_ALLOCATOR);
         for f in ["__alloc_pages_noprof", "alloc_pages_mpol", "get_page_from_freelist", "__folio_alloc_noprof", "perf_trace_mm_page_alloc"] {
-            assert!(is_allocator_frame(f), "{f}");
+            assert!(finder.is_internal_name(f), "{f}");
         }
         for f in ["anon_pipe_write", "load_msg", "bond_init"] {
-            assert!(!is_allocator_frame(f), "{f}");
+            assert!(!finder.is_internal_name(f), "{f}");
         }
     }
 }

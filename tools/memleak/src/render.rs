@@ -93,7 +93,16 @@ pub fn trace(r: &TraceReport) -> String {
     if let Some(note) = &r.stacks_note {
         let _ = writeln!(out, "\nnote: {note}");
     }
-    for site in r.callsites.iter().filter(|s| !s.stack.is_empty()) {
+    if !r.traced_callsites.is_empty() {
+        let _ = writeln!(out, "\nvmap areas reserved in the window and still held (vmalloc tracepoints):");
+        let mut traced = sysak_core::output::plain_table(["areas", "bytes", "max age", "function"]);
+        for site in &r.traced_callsites {
+            let age = site.max_age_s.map(|a| format!("{a:.1}s")).unwrap_or_default();
+            traced.add_row(vec![site.count.to_string(), human_bytes(site.bytes), age, site.function.clone()]);
+        }
+        let _ = writeln!(out, "{traced}");
+    }
+    for site in r.callsites.iter().chain(&r.traced_callsites).filter(|s| !s.stack.is_empty()) {
         let _ = writeln!(out, "\nstack of {}:", site.function);
         for frame in &site.stack {
             let _ = writeln!(out, "    {frame}");

@@ -95,6 +95,10 @@ pub struct TraceReport {
     pub dropped_stacks: u64,
     /// Call sites, most outstanding first (at most --top).
     pub callsites: Vec<CallSite>,
+    /// `-t vmalloc` where the kernel has vmap tracepoints: vmap areas
+    /// reserved in the window and still held at its end, by call site.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub traced_callsites: Vec<CallSite>,
     /// Call sites in all, before --top.
     pub callsites_total: usize,
     /// The memory scan.

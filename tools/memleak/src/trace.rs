@@ -14,6 +14,8 @@ use sysak_core::trace::Tracefs;
 use crate::check::Kind;
 use crate::options::{Options, TracerChoice};
 use crate::slab_bpf;
+use crate::vmalloc;
+use crate::vmap::VmapTracer;
 use crate::outstanding::{Outstanding, Stacks};
 use crate::report::{CallSite, Scan, TraceReport};
 use crate::scan::{self, Scanner};
@@ -28,7 +30,7 @@ const RING_BUDGET_BYTES: usize = 64 << 20;
 
 /// Pages per CPU ring: the budget shared by the online CPUs, a power of two
 /// between 64 pages (256 KiB) and 1024 pages (4 MiB).
-fn ring_pages() -> usize {
+pub fn ring_pages() -> usize {
     let cpus = sysak_core::trace::perf::online_cpus().map(|c| c.len()).unwrap_or(1).max(1);
     let page = crate::check::page_size() as usize;
     let pages = (RING_BUDGET_BYTES / cpus / page).clamp(64, 1024);
@@ -190,6 +192,77 @@ fn scan_and_mark(
     (scan::section(scanner.backend(), cluster.as_ref(), &stats, unreadable, symbols), marks)
 }
 
+/// Outstanding allocations by call site, most first, at most `top`; and
+/// how many call sites there were. `count_unit` divides bytes into the
+/// reported count (pages for `-t page`).
+fn callsites(
+    outstanding: &Outstanding,
+    stacks: &Stacks,
+    symbols: &Kallsyms,
+    end_ns: u64,
+    top: usize,
+    count_unit: u64,
+    marks: &HashMap<u64, u64>,
+) -> (Vec<CallSite>, usize) {
+    let sites = outstanding.by_call_site();
+    let total = sites.len();
+    let list = sites
+        .into_iter()
+        .take(top)
+        .map(|s| CallSite {
+            function: symbols.format(s.call_site),
+            count: if count_unit > 1 { s.bytes / count_unit } else { s.count },
+            marked: marks.get(&s.call_site).copied().unwrap_or(0),
+            bytes: s.bytes,
+            max_age_s: Some(end_ns.saturating_sub(s.oldest_ns) as f64 / 1e9),
+            growth_bytes: None,
+            stack: s.stack.map(|id| stacks.get(id).iter().map(|ip| symbols.format(*ip)).collect()).unwrap_or_default(),
+        })
+        .collect();
+    (list, total)
+}
+
+/// `-t vmalloc`: /proc/vmallocinfo at both ends of the window; during it,
+/// the vmap tracepoints with callchains where the kernel has them.
+pub fn vmalloc(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
+    let page_size = crate::check::page_size();
+    let before = vmalloc::snapshot(procfs, page_size)?;
+    let traced = match Tracefs::open() {
+        Ok(tracefs) => VmapTracer::open(&tracefs, ring_pages())?,
+        Err(_) => None,
+    };
+    let label = "sysak memleak: vmalloc";
+    let Some(mut vmap) = traced else {
+        eprintln!("{label}: tracing for {} s from /proc/vmallocinfo (no vmap tracepoints; Ctrl-C ends early)", options.window.total.as_secs());
+        let start = std::time::Instant::now();
+        sysak_core::signal::sleep_interruptible(options.window.total);
+        let mut report = vmalloc::report(&before, &vmalloc::snapshot(procfs, page_size)?, options.top);
+        report.window_s = start.elapsed().as_secs_f64();
+        report.interrupted = sysak_core::signal::interrupted();
+        return Ok(report);
+    };
+    let symbols = Kallsyms::load(Path::new("/proc"))?;
+    let mut outstanding = Outstanding::new(options.max_tracked);
+    let mut stacks = Stacks::new(MAX_STACKS);
+    let keep_stacks = options.stacks;
+    let (tracer, allocs, frees, mut events) = vmap.split();
+    let outcome = window::run(tracer, allocs, frees, options.window, label, |event| match event {
+        window::Event::Sample(sample) => events.apply(sample, &symbols, &mut outstanding, keep_stacks.then_some(&mut stacks)),
+        window::Event::Drained(before) => outstanding.retire(before),
+    })?;
+    let lost_events = tracer.stats().lost;
+    let mut report = vmalloc::report(&before, &vmalloc::snapshot(procfs, page_size)?, options.top);
+    report.tracer = "vmallocinfo+perf".into();
+    report.window_s = outcome.elapsed_s;
+    report.free_only_s = outcome.free_only_s;
+    report.interrupted = outcome.interrupted;
+    report.lost_events = lost_events;
+    report.untracked_allocations = outstanding.overflow;
+    report.dropped_stacks = stacks.dropped;
+    report.traced_callsites = callsites(&outstanding, &stacks, &symbols, outcome.end_ns, options.top, 1, &HashMap::new()).0;
+    Ok(report)
+}
+
 /// Outstanding set -> report. `count_unit` divides bytes into the reported
 /// count (page size for pages: counts are pages, not allocations).
 #[allow(clippy::too_many_arguments)]
@@ -203,23 +276,9 @@ fn build_report(
     count_unit: u64,
     marks: &HashMap<u64, u64>,
 ) -> TraceReport {
-    let sites = outstanding.by_call_site();
-    let callsites_total = sites.len();
-    let marked: Vec<(String, u64)> = sites.iter().map(|s| (symbols.format(s.call_site), marks.get(&s.call_site).copied().unwrap_or(0))).collect();
+    let (callsites, callsites_total) = callsites(outstanding, stacks, symbols, traced.outcome.end_ns, options.top, count_unit, marks);
+    let marked: Vec<(String, u64)> = callsites.iter().map(|c| (c.function.clone(), c.marked)).collect();
     let (leak_function, leak_function_note) = scan::leak_function(&marked);
-    let callsites = sites
-        .into_iter()
-        .take(options.top)
-        .map(|s| CallSite {
-            function: symbols.format(s.call_site),
-            count: if count_unit > 1 { s.bytes / count_unit } else { s.count },
-            marked: marks.get(&s.call_site).copied().unwrap_or(0),
-            bytes: s.bytes,
-            max_age_s: Some(traced.outcome.end_ns.saturating_sub(s.oldest_ns) as f64 / 1e9),
-            growth_bytes: None,
-            stack: s.stack.map(|id| stacks.get(id).iter().map(|ip| symbols.format(*ip)).collect()).unwrap_or_default(),
-        })
-        .collect();
     TraceReport {
         kind,
         cache: None,
@@ -240,6 +299,7 @@ fn build_report(
         dropped_stacks: stacks.dropped + traced.dropped_stacks,
         callsites,
         callsites_total,
+        traced_callsites: Vec::new(),
         scan: Scan::default(),
         leak_function,
         leak_function_note,

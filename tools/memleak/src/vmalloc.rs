@@ -2,18 +2,19 @@
 //! across the window, from /proc/vmallocinfo (every kernel; the caller is
 //! printed by the kernel itself, `[module]` included). Only areas backed by
 //! vmalloc pages count (`pages=` with the `vmalloc` flag): ioremap, vmap
-//! and percpu chunks are not memory vmalloc() allocated.
+//! and percpu chunks are not memory vmalloc() allocated. Where the kernel
+//! has vmap tracepoints, [`crate::vmap`] adds call sites with stacks.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use sysak_core::procfs::{ProcFs, VmallocArea};
 
 use crate::check::Kind;
 use crate::report::{CallSite, Scan, TraceReport};
 
+/// vmalloc areas and bytes of one caller.
 #[derive(Debug, Default, Clone, Copy)]
-struct CallerTotal {
+pub struct CallerTotal {
     areas: u64,
     bytes: u64,
 }
@@ -50,33 +51,34 @@ fn diff(before: &HashMap<String, CallerTotal>, after: &HashMap<String, CallerTot
     sites
 }
 
-/// Sample /proc/vmallocinfo at both ends of the window (interruptible).
-pub fn trace(procfs: &ProcFs, window: Duration, top: usize, page_size: u64) -> anyhow::Result<TraceReport> {
-    let before = by_caller(&procfs.read_vmallocinfo()?, page_size);
-    eprintln!("sysak memleak: vmalloc: watching /proc/vmallocinfo for {} s (Ctrl-C ends early)", window.as_secs());
-    let start = Instant::now();
-    sysak_core::signal::sleep_interruptible(window);
-    let after = by_caller(&procfs.read_vmallocinfo()?, page_size);
-    let sites = diff(&before, &after);
-    Ok(TraceReport {
+/// vmalloc memory by caller now.
+pub fn snapshot(procfs: &ProcFs, page_size: u64) -> anyhow::Result<HashMap<String, CallerTotal>> {
+    Ok(by_caller(&procfs.read_vmallocinfo()?, page_size))
+}
+
+/// The report for a window between two snapshots: callers by growth.
+pub fn report(before: &HashMap<String, CallerTotal>, after: &HashMap<String, CallerTotal>, top: usize) -> TraceReport {
+    let sites = diff(before, after);
+    TraceReport {
         kind: Kind::Vmalloc,
         cache: None,
         cache_reason: None,
         tracer: "vmallocinfo".into(),
         tracer_note: None,
         stacks_note: None,
-        window_s: start.elapsed().as_secs_f64(),
+        window_s: 0.0,
         free_only_s: 0.0,
-        interrupted: sysak_core::signal::interrupted(),
+        interrupted: false,
         lost_events: 0,
         untracked_allocations: 0,
         dropped_stacks: 0,
         callsites_total: sites.len(),
         callsites: sites.into_iter().take(top).collect(),
+        traced_callsites: Vec::new(),
         scan: Scan { unavailable: Some("the similarity scan applies to slab objects, not vmalloc areas".into()), ..Scan::default() },
         leak_function: None,
         leak_function_note: None,
-    })
+    }
 }
 
 #[cfg(test)]

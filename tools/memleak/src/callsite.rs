@@ -1,0 +1,49 @@
+//! The call site of an allocation seen through a callchain: the first
+//! frame outside the allocator itself and the tracing machinery, so a leak
+//! shows as `pipe_write+…` rather than `__alloc_pages+…`.
+
+use std::collections::HashMap;
+
+use sysak_core::symbols::Kallsyms;
+use sysak_core::trace::perf::kernel_frames;
+
+/// Frames between a tracepoint and the traced function.
+const TRACING: [&str; 5] = ["perf_trace", "trace_event_raw", "__traceiter", "perf_tp_event", "__do_trace"];
+
+fn is_internal(allocator: &[&str], function: &str) -> bool {
+    allocator.iter().chain(TRACING.iter()).any(|f| function.contains(f))
+}
+
+/// Finds call sites, remembering which addresses are allocator frames.
+pub struct CallSiteFinder {
+    allocator: &'static [&'static str],
+    is_internal: HashMap<u64, bool>,
+}
+
+impl CallSiteFinder {
+    /// Frames whose function name contains one of `allocator` are skipped.
+    pub fn new(allocator: &'static [&'static str]) -> CallSiteFinder {
+        CallSiteFinder { allocator, is_internal: HashMap::new() }
+    }
+
+    /// Whether a function belongs to the allocator or to tracing.
+    #[cfg(test)]
+    pub fn is_internal_name(&self, function: &str) -> bool {
+        is_internal(self.allocator, function)
+    }
+
+    /// The first frame of `callchain` (perf's, with context markers) outside
+    /// the allocator; the innermost frame when every frame is inside.
+    pub fn find(&mut self, callchain: &[u64], symbols: &Kallsyms) -> u64 {
+        let allocator = self.allocator;
+        let cache = &mut self.is_internal;
+        kernel_frames(callchain)
+            .find(|ip| {
+                !*cache.entry(*ip).or_insert_with(|| {
+                    symbols.resolve(*ip).is_some_and(|r| is_internal(allocator, r.name))
+                })
+            })
+            .or_else(|| kernel_frames(callchain).next())
+            .unwrap_or(0)
+    }
+}
