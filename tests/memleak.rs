@@ -313,15 +313,21 @@ fn page_trace_finds_pipe_pages() {
         .max()
         .unwrap();
     assert!(grown > PAGES * 4096 * 6 / 10, "alloc pages grew {grown} B, expected ~{} B", PAGES * 4096);
+    for tracer in ["bpf", "perf"] {
+        pipe_pages_found(&scratch, tracer, PIPES, PAGES_EACH);
+    }
+}
 
-    let mut command = sysak(&scratch, &[]);
-    command.args(["memleak", "-t", "page", "-i", "4", "-r", "25", "--format", "json"]);
+fn pipe_pages_found(scratch: &Scratch, tracer: &str, pipes: usize, pages_each: usize) {
+    let pages_total = (pipes * pages_each) as i64;
+    let mut command = sysak(scratch, &[]);
+    command.args(["memleak", "-t", "page", "-i", "4", "-r", "25", "--tracer", tracer, "--format", "json"]);
     let child = start_window(command);
     // A leak grows over time: one pipe every 10 ms, not all in one burst.
-    let held: Vec<_> = (0..PIPES)
+    let held: Vec<_> = (0..pipes)
         .map(|_| {
             std::thread::sleep(Duration::from_millis(10));
-            common::pipes::PipePages::fill(1, PAGES_EACH).unwrap()
+            common::pipes::PipePages::fill(1, pages_each).unwrap()
         })
         .collect();
     let out = child.finish();
@@ -329,7 +335,9 @@ fn page_trace_finds_pipe_pages() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let doc = json(&out);
     assert_eq!(doc["type"], "page");
+    assert_eq!(doc["tracer"], tracer);
     assert_eq!(doc["lost_events"], 0, "samples lost: the count cannot be checked");
+    assert_eq!(doc["untracked_allocations"], 0, "{doc}");
     let pipe_site = doc["callsites"]
         .as_array()
         .unwrap()
@@ -339,7 +347,7 @@ fn page_trace_finds_pipe_pages() {
         .clone();
     assert_eq!(pipe_site, doc["callsites"][0], "the pipe site should top the list: {doc}");
     let pages = pipe_site["count"].as_i64().unwrap();
-    assert!((pages - PAGES).abs() <= PAGES / 50, "{pages} pages, expected {PAGES} ± 2 %: {pipe_site}");
+    assert!((pages - pages_total).abs() <= pages_total / 50, "{tracer}: {pages} pages, expected {pages_total} ± 2 %: {pipe_site}");
     assert_eq!(pipe_site["bytes"].as_i64().unwrap(), pages * 4096);
 }
 

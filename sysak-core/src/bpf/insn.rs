@@ -59,6 +59,7 @@ const X: u8 = 0x08;
 const MOV: u8 = 0xb0;
 const ADD: u8 = 0x00;
 const AND: u8 = 0x50;
+const LSH: u8 = 0x60;
 const CALL: u8 = 0x80;
 const EXIT: u8 = 0x90;
 
@@ -109,6 +110,10 @@ pub const fn add_imm(dst: Reg, imm: i32) -> Insn {
 /// `dst &= imm`.
 pub const fn and_imm(dst: Reg, imm: i32) -> Insn {
     insn(ALU64 | AND | K, dst, 0, 0, imm)
+}
+/// `dst <<= src`.
+pub const fn lsh(dst: Reg, src: Reg) -> Insn {
+    insn(ALU64 | LSH | X, dst, src, 0, 0)
 }
 /// `dst = *(size *)(src + off)`.
 pub const fn load(size: Size, dst: Reg, src: Reg, off: i16) -> Insn {

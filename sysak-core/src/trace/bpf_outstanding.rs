@@ -34,6 +34,13 @@ pub enum Bytes {
     Const(u64),
     /// The tracepoint argument at this index.
     Arg(usize),
+    /// `page_size << order`, the order being the argument at this index.
+    PageOrder {
+        /// Bytes in a page.
+        page_size: u64,
+        /// Argument holding the order.
+        order_arg: usize,
+    },
 }
 
 /// A tracepoint whose hits are allocations.
@@ -49,6 +56,8 @@ pub struct AllocProbe {
     pub bytes: Bytes,
     /// Only hits whose argument `.0` equals `.1`.
     pub filter: Option<(usize, u64)>,
+    /// Skip hits whose argument `.0` equals `.1` (any of them).
+    pub exclude: Vec<(usize, u32)>,
 }
 
 /// A tracepoint whose hits free a key.
@@ -189,6 +198,9 @@ fn alloc_program(p: &AllocProbe, hash: &Map, stacks: Option<&Map>, sites: Option
     if let Some((index, value)) = p.filter {
         b.push([insn::load(Size::DW, R1, R6, arg(index))]).push(insn::ld_imm64(R2, value)).exit_if(Cond::Ne, R1, R2);
     }
+    for (index, value) in &p.exclude {
+        b.push([insn::load(Size::DW, R1, R6, arg(*index))]).exit_if_imm(Cond::Eq, R1, *value as i32);
+    }
     b.push([insn::load(Size::DW, R7, R6, arg(p.key_arg))]).exit_if_imm(Cond::Eq, R7, 0);
     // value at fp-40: {time, call_site, bytes, stackid}; key at fp-8.
     b.push([insn::store(Size::DW, FP, -8, R7), insn::call(helper::KTIME_GET_NS), insn::store(Size::DW, FP, -40, R0)]);
@@ -200,6 +212,11 @@ fn alloc_program(p: &AllocProbe, hash: &Map, stacks: Option<&Map>, sites: Option
     match p.bytes {
         Bytes::Const(n) => b.push(insn::ld_imm64(R1, n)),
         Bytes::Arg(i) => b.push([insn::load(Size::DW, R1, R6, arg(i))]),
+        Bytes::PageOrder { page_size, order_arg } => b.push(insn::ld_imm64(R1, page_size)).push([
+            insn::load(Size::DW, R2, R6, arg(order_arg)),
+            insn::and_imm(R2, 31),
+            insn::lsh(R1, R2),
+        ]),
     };
     b.push([insn::store(Size::DW, FP, -24, R1)]);
     match (stacks, sites) {

@@ -14,6 +14,7 @@ mod callsite;
 pub mod check;
 mod options;
 mod outstanding;
+mod in_kernel;
 mod page;
 mod render;
 pub mod report;

@@ -153,6 +153,13 @@ impl Outstanding {
         }
     }
 
+    /// Set every allocation's call site to `site(allocation)`.
+    pub fn set_call_sites(&mut self, mut site: impl FnMut(&Allocation) -> u64) {
+        for a in self.live.values_mut() {
+            a.call_site = site(a);
+        }
+    }
+
     /// Every outstanding allocation with its key (address or PFN).
     pub fn iter(&self) -> impl Iterator<Item = (u64, &Allocation)> {
         self.live.iter().map(|(k, a)| (*k, a))

@@ -1,4 +1,5 @@
-//! `-t page`: outstanding page allocations by call site.
+//! `-t page`: outstanding page allocations by call site. Traced in the
+//! kernel where BPF can ([`bpf_probes`]), else with perf as below.
 //!
 //! `kmem:mm_page_alloc` with kernel callchains, filtered in the kernel to
 //! skip movable (1) and reclaimable (2) migratetypes — user and page-cache
@@ -11,7 +12,9 @@
 
 use std::collections::HashMap;
 
+use sysak_core::layout::{ArgType, KernelTypes};
 use sysak_core::symbols::Kallsyms;
+use sysak_core::trace::bpf_outstanding::{AllocProbe, Bytes, FreeProbe};
 use sysak_core::tool::EnvironmentError;
 use sysak_core::trace::perf::{kernel_frames, EventHandle};
 use sysak_core::trace::{Field, PerfTracer, Sample, Tracefs};
@@ -110,6 +113,45 @@ impl PageEvents {
             None => {}
         }
     }
+}
+
+/// Probes for the in-kernel tracer ([`crate::in_kernel`]): raw
+/// tracepoints `mm_page_alloc(struct page *, order, gfp, migratetype)`
+/// keyed by struct page, movable (1) and reclaimable (2) migratetypes
+/// skipped; `mm_page_free(page, order)` and `mm_page_free_batched(page)`.
+/// These tracepoints carry no call site, so every traced allocation's stack
+/// is unwound and the call site is found in it afterwards.
+pub fn bpf_probes(types: &KernelTypes, page_size: u64) -> Result<(Vec<AllocProbe>, Vec<FreeProbe>), String> {
+    let page = ArgType::Pointer(Some("page".into()));
+    let alloc = match types.raw_tracepoint_args("mm_page_alloc") {
+        Some(args) if args.len() >= 4 && args[0] == page && matches!(args[1], ArgType::Int(_)) && matches!(args[3], ArgType::Int(_)) => {
+            AllocProbe {
+                tracepoint: "mm_page_alloc".into(),
+                key_arg: 0,
+                call_site_arg: None,
+                bytes: Bytes::PageOrder { page_size, order_arg: 1 },
+                filter: None,
+                exclude: vec![(3, 1), (3, 2)],
+            }
+        }
+        Some(args) => return Err(format!("raw tracepoint mm_page_alloc has an unknown prototype {args:?}")),
+        None => return Err("BTF describes no mm_page_alloc raw tracepoint".into()),
+    };
+    let frees: Vec<FreeProbe> = ["mm_page_free", "mm_page_free_batched"]
+        .into_iter()
+        .filter(|tp| types.raw_tracepoint_args(tp).is_some_and(|a| a.first() == Some(&page)))
+        .map(|tp| FreeProbe { tracepoint: tp.into(), key_arg: 0 })
+        .collect();
+    if frees.is_empty() {
+        return Err("BTF describes no mm_page_free raw tracepoint".into());
+    }
+    Ok((vec![alloc], frees))
+}
+
+/// After an in-kernel window: each allocation's call site from its stack.
+pub fn call_sites_from_stacks(outstanding: &mut Outstanding, stacks: &Stacks, symbols: &Kallsyms) {
+    let mut finder = CallSiteFinder::new(PAGE_ALLOCATOR);
+    outstanding.set_call_sites(|a| a.stack.map(|id| finder.find(stacks.get(id), symbols)).unwrap_or(0));
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
-//! `-t slab` with the outstanding set kept in the kernel
-//! ([`sysak_core::trace::bpf_outstanding`]): the preferred tracer where BPF
-//! and BTF are available, because frees never travel to user space.
+//! The BPF probes for `-t slab` (see [`crate::in_kernel`]): the preferred
+//! tracer where BPF and BTF are available, because frees never travel to
+//! user space.
 //!
 //! Probes, with argument positions checked against BTF:
 //! - kmalloc buckets: raw tracepoint `kmalloc` (and `kmalloc_node` before
@@ -14,18 +14,13 @@
 //! `-n all` is left to perf (6.x kmem_cache_alloc carries no size).
 
 use sysak_core::layout::{ArgType, KernelTypes};
-use sysak_core::trace::bpf_outstanding::{AllocProbe, Bytes, FreeProbe, InKernelStats, OutstandingTracer, StackPolicy};
+use sysak_core::trace::bpf_outstanding::{AllocProbe, Bytes, FreeProbe};
 
-use crate::outstanding::{Allocation, Outstanding, Stacks};
 use crate::slab::{is_kmalloc_bucket, SlabTarget};
-use crate::window::{self, Window, WindowOutcome};
 
 /// With -s, stacks unwound per call site; later allocations there carry
 /// the newest of them (the unwind costs ~1.8 µs; see the report's note).
 pub const STACKS_PER_CALL_SITE: u32 = 8;
-
-/// Most entries the in-kernel hash holds: preallocated, ~100 bytes each.
-pub const MAX_IN_KERNEL: u32 = 262_144;
 
 /// The probes for `target`, or why BPF cannot trace it.
 pub fn probes(types: &KernelTypes, target: &SlabTarget, cache_address: Option<u64>) -> Result<(Vec<AllocProbe>, Vec<FreeProbe>), String> {
@@ -43,6 +38,7 @@ pub fn probes(types: &KernelTypes, target: &SlabTarget, cache_address: Option<u6
                         call_site_arg: Some(0),
                         bytes: Bytes::Arg(3),
                         filter: Some((3, stats.objsize_bytes)),
+                        exclude: Vec::new(),
                     })
                 }
                 Some(args) => return Err(format!("raw tracepoint {tp} has an unknown prototype {args:?}")),
@@ -61,6 +57,7 @@ pub fn probes(types: &KernelTypes, target: &SlabTarget, cache_address: Option<u6
                     call_site_arg: Some(0),
                     bytes: Bytes::Const(stats.objsize_bytes),
                     filter: Some((s, address)),
+                    exclude: Vec::new(),
                 }),
                 _ => return Err(format!("raw tracepoint {tp} carries no struct kmem_cache (before 6.1); perf is used")),
             }
@@ -80,37 +77,3 @@ pub fn probes(types: &KernelTypes, target: &SlabTarget, cache_address: Option<u6
     Ok((allocs, frees))
 }
 
-/// A window traced in the kernel, read back into `outstanding`.
-pub struct InKernelRun {
-    /// How the window went.
-    pub outcome: WindowOutcome,
-    /// What qualifies the result.
-    pub stats: InKernelStats,
-}
-
-/// Load, run the window, read back. Loading happens before anything is
-/// attached, so a verifier refusal leaves no trace and perf can take over.
-pub fn load(allocs: &[AllocProbe], frees: &[FreeProbe], capacity: usize, stacks: bool) -> anyhow::Result<OutstandingTracer> {
-    let policy = if stacks { StackPolicy::PerCallSite(STACKS_PER_CALL_SITE) } else { StackPolicy::None };
-    Ok(OutstandingTracer::load(allocs, frees, capacity.min(MAX_IN_KERNEL as usize) as u32, policy)?)
-}
-
-/// Run the window on a loaded tracer and fill `outstanding` and `stacks`.
-pub fn run(
-    mut tracer: OutstandingTracer,
-    window: Window,
-    label: &str,
-    outstanding: &mut Outstanding,
-    stacks: &mut Stacks,
-) -> anyhow::Result<InKernelRun> {
-    tracer.start()?;
-    let outcome = window::run_in_kernel(window, label, || tracer.stop_allocs());
-    tracer.stop();
-    let stats = tracer.stats()?;
-    let frames = tracer.drain(|e| {
-        outstanding.alloc(e.key, Allocation { time_ns: e.time_ns, call_site: e.call_site, bytes: e.bytes, stack: e.stack });
-    })?;
-    // Stack ids are the kernel's; re-intern them so reports use ours.
-    outstanding.remap_stacks(|id| frames.get(&id).and_then(|f| stacks.intern(f)));
-    Ok(InKernelRun { outcome, stats })
-}

@@ -8,18 +8,18 @@ use sysak_core::symbols::Kallsyms;
 use sysak_core::kmem::BackendChoice;
 use sysak_core::layout::KernelTypes;
 use sysak_core::tool::EnvironmentError;
-use sysak_core::trace::bpf_outstanding::OutstandingTracer;
+use sysak_core::trace::bpf_outstanding::{OutstandingTracer, StackPolicy};
 use sysak_core::trace::Tracefs;
 
 use crate::check::Kind;
 use crate::options::{Options, TracerChoice};
-use crate::slab_bpf;
+use crate::{in_kernel, slab_bpf};
 use crate::vmalloc;
 use crate::vmap::VmapTracer;
 use crate::outstanding::{Outstanding, Stacks};
 use crate::report::{CallSite, Scan, TraceReport};
 use crate::scan::{self, Scanner};
-use crate::page::PageTracer;
+use crate::page::{self, PageTracer};
 use crate::slab::{self, SlabTarget, SlabTracer};
 use crate::window;
 
@@ -65,7 +65,7 @@ pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
     let label = format!("sysak memleak: slab {}", target.name());
     let traced = match in_kernel_tracer(options, &target, scanner.as_ref().ok()) {
         Ok(tracer) => {
-            let run = slab_bpf::run(tracer, options.window, &label, &mut outstanding, &mut stacks)?;
+            let run = in_kernel::run(tracer, options.window, &label, &mut outstanding, &mut stacks)?;
             Traced {
                 outcome: run.outcome,
                 tracer: "bpf",
@@ -119,7 +119,8 @@ fn in_kernel_tracer(options: &Options, target: &SlabTarget, scanner: Option<&Sca
     };
     let cache_address = scanner.and_then(|s| s.cache(target.name()).ok()).map(|c| c.address);
     let (allocs, frees) = slab_bpf::probes(types, target, cache_address)?;
-    slab_bpf::load(&allocs, &frees, options.max_tracked, options.stacks).map_err(|e| e.to_string())
+    let policy = if options.stacks { StackPolicy::PerCallSite(slab_bpf::STACKS_PER_CALL_SITE) } else { StackPolicy::None };
+    in_kernel::load(&allocs, &frees, options.max_tracked, policy).map_err(|e| e.to_string())
 }
 
 /// The perf fallback: samples with in-kernel filters, the outstanding set
@@ -145,24 +146,65 @@ fn trace_slab_with_perf(
 
 /// `-t page`.
 pub fn page(options: &Options) -> anyhow::Result<TraceReport> {
-    let tracefs = Tracefs::open()?;
     let symbols = Kallsyms::load(Path::new("/proc"))?;
     let page_size = crate::check::page_size();
-    let mut traced = PageTracer::open(&tracefs, ring_pages(), page_size)?;
     let mut outstanding = Outstanding::new(options.max_tracked);
     let mut stacks = Stacks::new(MAX_STACKS);
-    let keep_stacks = options.stacks;
-    let PageTracer { tracer, events } = &mut traced;
-    let (allocs, frees) = (events.allocs.clone(), events.frees.clone());
-    let outcome = window::run(tracer, &allocs, &frees, options.window, "sysak memleak: pages", |event| match event {
-        window::Event::Sample(sample) => events.apply(sample, &symbols, &mut outstanding, keep_stacks.then_some(&mut stacks)),
-        window::Event::Drained(before) => outstanding.retire(before),
-    })?;
-    let traced = Traced { outcome, tracer: "perf", tracer_note: None, lost_events: tracer.stats().lost, untracked: 0, dropped_stacks: 0 };
+    let label = "sysak memleak: pages";
+    let in_kernel = match options.tracer {
+        TracerChoice::Perf => Err("--tracer perf".to_string()),
+        _ => KernelTypes::load(&options.scan.btf)
+            .map_err(|e| e.to_string())
+            .and_then(|types| page::bpf_probes(&types, page_size))
+            .and_then(|(allocs, frees)| in_kernel::load(&allocs, &frees, options.max_tracked, StackPolicy::Every).map_err(|e| e.to_string())),
+    };
+    let traced = match in_kernel {
+        Ok(tracer) => {
+            let run = in_kernel::run(tracer, options.window, label, &mut outstanding, &mut stacks)?;
+            page::call_sites_from_stacks(&mut outstanding, &stacks, &symbols);
+            Traced {
+                outcome: run.outcome,
+                tracer: "bpf",
+                tracer_note: None,
+                lost_events: run.stats.recursion_misses,
+                untracked: run.stats.insert_failures,
+                dropped_stacks: run.stats.stack_failures,
+            }
+        }
+        Err(why) if options.tracer == TracerChoice::Bpf => return Err(EnvironmentError(format!("--tracer bpf: {why}")).into()),
+        Err(why) => {
+            let mut traced = trace_pages_with_perf(options, label, &symbols, &mut outstanding, &mut stacks)?;
+            traced.tracer_note = (options.tracer == TracerChoice::Auto).then(|| format!("BPF not used: {why}"));
+            traced
+        }
+    };
+    if !options.stacks {
+        // Stacks found the call sites; show them only when asked.
+        outstanding.remap_stacks(|_| None);
+    }
     let mut report = build_report(Kind::Page, &outstanding, &stacks, &symbols, &traced, options, page_size, &HashMap::new());
     report.scan = scan::unavailable("the similarity scan applies to slab objects, not whole pages");
     report.leak_function_note = None;
     Ok(report)
+}
+
+fn trace_pages_with_perf(
+    options: &Options,
+    label: &str,
+    symbols: &Kallsyms,
+    outstanding: &mut Outstanding,
+    stacks: &mut Stacks,
+) -> anyhow::Result<Traced> {
+    let tracefs = Tracefs::open()?;
+    let mut traced = PageTracer::open(&tracefs, ring_pages(), crate::check::page_size())?;
+    let keep_stacks = options.stacks;
+    let PageTracer { tracer, events } = &mut traced;
+    let (allocs, frees) = (events.allocs.clone(), events.frees.clone());
+    let outcome = window::run(tracer, &allocs, &frees, options.window, label, |event| match event {
+        window::Event::Sample(sample) => events.apply(sample, symbols, outstanding, keep_stacks.then_some(&mut *stacks)),
+        window::Event::Drained(before) => outstanding.retire(before),
+    })?;
+    Ok(Traced { outcome, tracer: "perf", tracer_note: None, lost_events: tracer.stats().lost, untracked: 0, dropped_stacks: 0 })
 }
 
 /// Scan the traced cache for its largest cluster of similar objects, then
