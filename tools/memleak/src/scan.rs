@@ -204,7 +204,7 @@ mod tests {
         bytes.extend_from_slice(&[0u8; 4]);
         let lines = dump(&bytes, &symbols);
         assert_eq!(lines.len(), 2);
-        assert!(lines[0].starts_with("+0x00: 41 42 43 44 45 46 47 48  08 01 00 81"), "{}", lines[0]);
+        assert!(lines[0].starts_with("+0x000: 41 42 43 44 45 46 47 48  08 01 00 81"), "{}", lines[0]);
         assert!(lines[0].contains("|ABCDEFGH........|"), "{}", lines[0]);
         assert!(lines[0].ends_with(" inotify_fsnotify_ops+0x8/0x100"), "{}", lines[0]);
         assert!(lines[1].contains("|....|"));
