@@ -10,11 +10,8 @@
 
 #![deny(missing_docs)]
 
-mod callsite;
 pub mod check;
 mod options;
-mod outstanding;
-mod in_kernel;
 mod page;
 mod render;
 pub mod report;
@@ -24,7 +21,6 @@ mod slab_bpf;
 mod trace;
 mod vmalloc;
 mod vmap;
-mod window;
 
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
 use sysak_core::output::{self, Format};

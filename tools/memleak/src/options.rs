@@ -13,7 +13,7 @@ use sysak_core::tool::UsageError;
 use crate::check::{self, CheckReport, Thresholds, Usage};
 use crate::scan::ScanOptions;
 use sysak_core::kmem::BackendChoice;
-use crate::window::Window;
+use sysak_core::trace::window::Window;
 
 /// `[memleak]` in /etc/sysak/sysak.toml.
 #[derive(Debug, Default, Deserialize)]

@@ -19,8 +19,8 @@ use sysak_core::tool::EnvironmentError;
 use sysak_core::trace::perf::{kernel_frames, EventHandle};
 use sysak_core::trace::{Field, PerfTracer, Sample, Tracefs};
 
-use crate::callsite::CallSiteFinder;
-use crate::outstanding::{Allocation, Outstanding, Stacks};
+use sysak_core::trace::callsite::CallSiteFinder;
+use sysak_core::trace::outstanding::{Allocation, Outstanding, Stacks};
 
 /// Function-name fragments of the page allocator.
 pub const PAGE_ALLOCATOR: &[&str] = &[
@@ -115,7 +115,7 @@ impl PageEvents {
     }
 }
 
-/// Probes for the in-kernel tracer ([`crate::in_kernel`]): raw
+/// Probes for the in-kernel tracer ([`sysak_core::trace::in_kernel`]): raw
 /// tracepoints `mm_page_alloc(struct page *, order, gfp, migratetype)`
 /// keyed by struct page, movable (1) and reclaimable (2) migratetypes
 /// skipped; `mm_page_free(page, order)` and `mm_page_free_batched(page)`.

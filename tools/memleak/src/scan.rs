@@ -17,7 +17,7 @@ use sysak_core::similarity::{ClusterSketch, ExactCount, ObjectCluster};
 use sysak_core::slab::{caches, walk, KmemCache, WalkStats};
 use sysak_core::symbols::Kallsyms;
 
-use crate::outstanding::Outstanding;
+use sysak_core::trace::outstanding::Outstanding;
 use crate::report::Scan;
 
 /// Objects scanned at most per pass: bounds CPU time on huge caches.

@@ -21,7 +21,7 @@ use sysak_core::tool::{EnvironmentError, UsageError};
 use sysak_core::trace::perf::{kernel_frames, EventHandle};
 use sysak_core::trace::{EventFormat, Field, PerfTracer, Tracefs};
 
-use crate::outstanding::{Allocation, Outstanding, Stacks};
+use sysak_core::trace::outstanding::{Allocation, Outstanding, Stacks};
 
 /// What to trace.
 #[derive(Debug, Clone)]

@@ -1,4 +1,4 @@
-//! The BPF probes for `-t slab` (see [`crate::in_kernel`]): the preferred
+//! The BPF probes for `-t slab` (see [`sysak_core::trace::in_kernel`]): the preferred
 //! tracer where BPF and BTF are available, because frees never travel to
 //! user space.
 //!

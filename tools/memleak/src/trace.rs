@@ -13,15 +13,16 @@ use sysak_core::trace::Tracefs;
 
 use crate::check::Kind;
 use crate::options::{Options, TracerChoice};
-use crate::{in_kernel, slab_bpf};
+use crate::slab_bpf;
+use sysak_core::trace::in_kernel;
 use crate::vmalloc;
 use crate::vmap::VmapTracer;
-use crate::outstanding::{Outstanding, Stacks};
+use sysak_core::trace::outstanding::{Outstanding, Stacks};
 use crate::report::{CallSite, Scan, TraceReport};
 use crate::scan::{self, Scanner};
 use crate::page::{self, PageTracer};
 use crate::slab::{self, SlabTarget, SlabTracer};
-use crate::window;
+use sysak_core::trace::window;
 
 /// Memory for all perf ring buffers together: bursts of samples (a page
 /// sample with a 32-frame callchain is ~300 bytes) must fit between two

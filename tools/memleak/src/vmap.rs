@@ -11,8 +11,8 @@ use sysak_core::symbols::Kallsyms;
 use sysak_core::trace::perf::{kernel_frames, EventHandle};
 use sysak_core::trace::{Field, PerfTracer, Sample, Tracefs};
 
-use crate::callsite::CallSiteFinder;
-use crate::outstanding::{Allocation, Outstanding, Stacks};
+use sysak_core::trace::callsite::CallSiteFinder;
+use sysak_core::trace::outstanding::{Allocation, Outstanding, Stacks};
 
 /// Function-name fragments of the vmalloc layer.
 pub const VMALLOC_LAYER: &[&str] =

@@ -1,11 +1,11 @@
 //! A trace window whose outstanding set lives in the kernel
-//! ([`sysak_core::trace::bpf_outstanding`]), read back into an
+//! ([`super::bpf_outstanding`]), read back into an
 //! [`Outstanding`] at its end. Used by `-t slab` and `-t page`.
 
-use sysak_core::trace::bpf_outstanding::{AllocProbe, FreeProbe, InKernelStats, OutstandingTracer, StackPolicy};
+use super::bpf_outstanding::{AllocProbe, FreeProbe, InKernelStats, OutstandingTracer, StackPolicy};
 
-use crate::outstanding::{Allocation, Outstanding, Stacks};
-use crate::window::{self, Window, WindowOutcome};
+use super::outstanding::{Allocation, Outstanding, Stacks};
+use super::window::{self, Window, WindowOutcome};
 
 /// Most entries the in-kernel hash holds: preallocated, ~100 bytes each.
 pub const MAX_IN_KERNEL: u32 = 262_144;

@@ -7,8 +7,8 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use sysak_core::trace::perf::EventHandle;
-use sysak_core::trace::{PerfTracer, Sample};
+use crate::trace::perf::EventHandle;
+use crate::trace::{PerfTracer, Sample};
 
 /// How long, and how much of it free-only.
 #[derive(Debug, Clone, Copy)]
@@ -61,7 +61,7 @@ pub fn run_in_kernel(window: Window, label: &str, mut stop_allocs: impl FnMut())
     let mut interrupted = false;
     loop {
         let elapsed = start.elapsed();
-        if sysak_core::signal::interrupted() {
+        if crate::signal::interrupted() {
             interrupted = true;
             break;
         }
@@ -76,7 +76,7 @@ pub fn run_in_kernel(window: Window, label: &str, mut stop_allocs: impl FnMut())
             progress(label, elapsed, window.total, if free_only_started.is_none() { "alloc+free" } else { "free only" });
         }
         let next = if free_only_started.is_none() { alloc_phase } else { window.total };
-        sysak_core::signal::sleep_interruptible(next.saturating_sub(elapsed).min(Duration::from_millis(250)));
+        crate::signal::sleep_interruptible(next.saturating_sub(elapsed).min(Duration::from_millis(250)));
     }
     if free_only_started.is_none() {
         stop_allocs();
@@ -88,7 +88,7 @@ pub fn run_in_kernel(window: Window, label: &str, mut stop_allocs: impl FnMut())
         elapsed_s: start.elapsed().as_secs_f64(),
         free_only_s: free_only_started.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0),
         interrupted,
-        end_ns: sysak_core::trace::perf::monotonic_ns(),
+        end_ns: crate::trace::perf::monotonic_ns(),
     }
 }
 
@@ -128,7 +128,7 @@ pub fn run(
     let mut interrupted = false;
     loop {
         let elapsed = start.elapsed();
-        if sysak_core::signal::interrupted() {
+        if crate::signal::interrupted() {
             interrupted = true;
             break;
         }

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use sysak_core::symbols::Kallsyms;
-use sysak_core::trace::perf::kernel_frames;
+use crate::symbols::Kallsyms;
+use crate::trace::perf::kernel_frames;
 
 /// Frames between a tracepoint and the traced function.
 const TRACING: [&str; 5] = ["perf_trace", "trace_event_raw", "__traceiter", "perf_tp_event", "__do_trace"];
@@ -27,7 +27,6 @@ impl CallSiteFinder {
     }
 
     /// Whether a function belongs to the allocator or to tracing.
-    #[cfg(test)]
     pub fn is_internal_name(&self, function: &str) -> bool {
         is_internal(self.allocator, function)
     }
