@@ -10,6 +10,7 @@ mod buddyinfo;
 mod iomem;
 mod kpageflags;
 mod meminfo;
+mod pagetypeinfo;
 mod slabinfo;
 mod sys_slab;
 mod vmallocinfo;
@@ -18,6 +19,7 @@ pub use allocinfo::{parse_allocinfo, AllocSite};
 pub use buddyinfo::{parse_buddyinfo, ZoneFreeBlocks};
 pub use iomem::PhysicalLayout;
 pub use meminfo::MemInfo;
+pub use pagetypeinfo::{parse_pagetypeinfo, MigrateFreeBlocks, PageTypeInfo};
 pub use slabinfo::{SlabCacheStats, SlabInfo};
 pub use vmallocinfo::{parse_vmallocinfo, VmallocArea};
 
