@@ -13,7 +13,7 @@ use sysak_core::tool::Tool;
 
 /// Every built-in tool, in `sysak list` order within a category.
 pub fn table() -> Vec<Tool> {
-    vec![sysak_memleak::tool(), sysak_slabtop::tool()]
+    vec![sysak_memleak::tool(), sysak_pagealloc::tool(), sysak_slabtop::tool()]
 }
 
 /// Dispatcher commands that are not tools.

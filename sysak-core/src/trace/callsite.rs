@@ -7,6 +7,22 @@ use std::collections::HashMap;
 use crate::symbols::Kallsyms;
 use crate::trace::perf::kernel_frames;
 
+/// Function-name fragments of the page allocator.
+pub const PAGE_ALLOCATOR: &[&str] = &[
+    "alloc_pages",
+    "get_free_page",
+    "folio_alloc",
+    "alloc_folio",
+    "get_page_from_freelist",
+    "post_alloc_hook",
+    "prep_new_page",
+    "rmqueue",
+    "alloc_frozen_pages",
+    "page_frag_alloc",
+    "alloc_page_interleave",
+    "alloc_pages_mpol",
+];
+
 /// Frames between a tracepoint and the traced function.
 const TRACING: [&str; 5] = ["perf_trace", "trace_event_raw", "__traceiter", "perf_tp_event", "__do_trace"];
 

@@ -19,23 +19,9 @@ use sysak_core::tool::EnvironmentError;
 use sysak_core::trace::perf::{kernel_frames, EventHandle};
 use sysak_core::trace::{Field, PerfTracer, Sample, Tracefs};
 
-use sysak_core::trace::callsite::CallSiteFinder;
+use sysak_core::trace::callsite::{CallSiteFinder, PAGE_ALLOCATOR};
 use sysak_core::trace::outstanding::{Allocation, Outstanding, Stacks};
 
-/// Function-name fragments of the page allocator.
-pub const PAGE_ALLOCATOR: &[&str] = &[
-    "alloc_pages",
-    "get_free_page",
-    "folio_alloc",
-    "get_page_from_freelist",
-    "post_alloc_hook",
-    "prep_new_page",
-    "rmqueue",
-    "alloc_frozen_pages",
-    "page_frag_alloc",
-    "alloc_page_interleave",
-    "alloc_pages_mpol",
-];
 
 enum Role {
     Alloc { pfn: Field, order: Field },

@@ -1,0 +1,87 @@
+//! `sysak pagealloc` on the running kernel, with pipes as an honest page
+//! generator (a pipe written and never read holds its pages).
+
+mod common;
+
+use common::pipes::PipePages;
+use common::*;
+
+/// `--frag` describes the zones /proc/buddyinfo lists, with indices in
+/// [0, 1] that grow with the order, and a verdict consistent with them.
+#[test]
+fn frag_follows_buddyinfo() {
+    let scratch = Scratch::new("frag");
+    let out = sysak(&scratch, &[]).args(["pagealloc", "--frag", "--format", "json"]).output().unwrap();
+    let doc = json(&out);
+    let buddy = std::fs::read_to_string("/proc/buddyinfo").unwrap();
+    let zones: Vec<String> = buddy.lines().map(|l| l.split_whitespace().nth(3).unwrap().to_string()).collect();
+    let reported: Vec<String> = doc["zones"].as_array().unwrap().iter().map(|z| z["zone"].as_str().unwrap().to_string()).collect();
+    assert_eq!(reported, zones);
+    for z in doc["zones"].as_array().unwrap() {
+        let idx: Vec<f64> = z["unusable_index"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        assert_eq!(idx.len(), z["free_blocks"].as_array().unwrap().len());
+        assert!(idx.windows(2).all(|w| w[0] <= w[1] + 1e-12) && idx.iter().all(|i| (0.0..=1.0).contains(i)), "{z}");
+        assert!(!z["by_migratetype"].as_array().unwrap().is_empty(), "pagetypeinfo is readable as root: {z}");
+    }
+    assert_eq!(doc["fragmented"].as_bool().unwrap(), out.status.code() == Some(1));
+    assert_eq!(doc["page_block_order"].as_u64().is_some(), true);
+}
+
+const PIPES: usize = 32;
+const PAGES_EACH: usize = 128;
+
+/// Pages written into pipes during the window are allocated at the pipe
+/// write path, order 0, unmovable, and still held at the end.
+#[test]
+fn trace_attributes_pipe_pages() {
+    let _lock = kernel_lock();
+    let scratch = Scratch::new("pagealloc");
+    let mut command = sysak(&scratch, &[]);
+    command.args(["pagealloc", "-i", "3", "-r", "25", "--format", "json"]);
+    let child = start_window(command);
+    let held: Vec<PipePages> = (0..PIPES)
+        .map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            PipePages::fill(1, PAGES_EACH).unwrap()
+        })
+        .collect();
+    let out = child.finish();
+    drop(held);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc = json(&out);
+    assert_eq!(doc["lost_events"], 0, "{doc}");
+    let pages = (PIPES * PAGES_EACH) as u64;
+    let pipe = |list: &serde_json::Value| {
+        list.as_array().unwrap().iter().find(|s| s["function"].as_str().unwrap().contains("pipe_write")).cloned()
+    };
+    let allocated = pipe(&doc["top_allocators"]).unwrap_or_else(|| panic!("no pipe writer among the allocators: {doc}"));
+    assert!(allocated["pages"].as_u64().unwrap() >= pages, "{allocated}");
+    let held = pipe(&doc["outstanding"]).unwrap_or_else(|| panic!("pipe pages not outstanding: {doc}"));
+    let n = held["pages"].as_u64().unwrap();
+    assert!(n.abs_diff(pages) <= pages / 50, "{n} pages held, expected {pages} ± 2 %");
+    assert!(doc["by_order"][0]["allocations"].as_u64().unwrap() >= pages);
+    let unmovable = doc["by_migratetype"].as_array().unwrap().iter().find(|m| m["migratetype"] == "Unmovable").unwrap();
+    assert!(unmovable["pages"].as_u64().unwrap() >= pages, "{doc}");
+    let aged: u64 = doc["age_histogram"].as_array().unwrap().iter().take(2).map(|b| b["pages"].as_u64().unwrap()).sum();
+    assert!(aged >= pages, "pipe pages are younger than the window: {doc}");
+}
+
+/// SIGINT ends the window early and still reports.
+#[test]
+fn sigint_reports_what_it_has() {
+    let _lock = kernel_lock();
+    let scratch = Scratch::new("pagealloc-int");
+    let mut command = sysak(&scratch, &[]);
+    command.args(["pagealloc", "--outstanding", "-i", "60", "--format", "json"]);
+    let child = start_window(command);
+    let held = PipePages::fill(4, 64).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.finish();
+    drop(held);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let doc = json(&out);
+    assert_eq!(doc["interrupted"], true);
+    assert!(doc["outstanding"].as_array().unwrap().iter().any(|s| s["function"].as_str().unwrap().contains("pipe_write")), "{doc}");
+}

@@ -1,0 +1,374 @@
+//! The tracing modes: page allocations and frees over a window, with
+//! kernel callchains on allocations (perf samples, `kmem:mm_page_alloc`,
+//! all migratetypes) and frees without (`mm_page_free`,
+//! `mm_page_free_batched`). Field offsets come from the format files
+//! (5.10's `gfp_flags` is 4 bytes, 6.x's 8).
+//!
+//! Everything is bounded: call sites and stacks are capped and what does
+//! not fit is counted; outstanding pages are capped like memleak's.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Serialize;
+use sysak_core::symbols::Kallsyms;
+use sysak_core::tool::EnvironmentError;
+use sysak_core::trace::callsite::{CallSiteFinder, PAGE_ALLOCATOR};
+use sysak_core::trace::outstanding::{Allocation, Outstanding, Stacks};
+use sysak_core::trace::perf::{kernel_frames, EventHandle};
+use sysak_core::trace::window::{self, Window};
+use sysak_core::trace::{Field, PerfTracer, Sample, Tracefs};
+
+/// Call sites kept for "allocated" totals.
+const MAX_SITES: usize = 65_536;
+/// Distinct stacks kept.
+const MAX_STACKS: usize = 65_536;
+/// Distinct gfp values kept.
+const MAX_GFP: usize = 4096;
+/// Ring budget shared by the CPUs (as memleak).
+const RING_BUDGET_BYTES: usize = 64 << 20;
+/// Age histogram bucket upper bounds, seconds.
+const AGE_BUCKETS: [f64; 5] = [1.0, 10.0, 60.0, 600.0, f64::INFINITY];
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct TraceOptions {
+    /// The window.
+    pub window: Window,
+    /// Keep and show stacks.
+    pub stacks: bool,
+    /// Rows per table.
+    pub top: usize,
+    /// Most outstanding pages tracked.
+    pub max_tracked: usize,
+}
+
+/// Allocations of one order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrderRate {
+    /// Order.
+    pub order: u32,
+    /// Allocations.
+    pub allocations: u64,
+    /// Pages (allocations << order).
+    pub pages: u64,
+    /// Allocations per second.
+    pub rate_per_s: f64,
+    /// Frees of this order.
+    pub frees: u64,
+}
+
+/// Pages allocated by migratetype.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MigrateRate {
+    /// Name (Unmovable, Movable, Reclaimable, HighAtomic, or "type N").
+    pub migratetype: String,
+    /// Pages allocated.
+    pub pages: u64,
+}
+
+/// Allocations by GFP mask.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GfpRate {
+    /// The mask, "0x…" (names differ by kernel; see the tracepoint's print fmt).
+    pub gfp_flags: String,
+    /// Allocations.
+    pub allocations: u64,
+    /// Pages.
+    pub pages: u64,
+}
+
+/// One call site.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Site {
+    /// `func+0xoff/0xsize [module]`.
+    pub function: String,
+    /// Allocations (allocated table) or outstanding allocations.
+    pub allocations: u64,
+    /// Pages.
+    pub pages: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Oldest outstanding allocation's age (outstanding table only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_age_s: Option<f64>,
+    /// The commonest stack, with -s.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stack: Vec<String>,
+}
+
+/// Outstanding pages by age at the window's end.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgeBucket {
+    /// Upper bound in seconds (null: unbounded).
+    pub le_s: Option<f64>,
+    /// Pages.
+    pub pages: u64,
+}
+
+/// The report of a traced window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TraceReport {
+    /// Seconds traced.
+    pub window_s: f64,
+    /// Seconds of it tracing frees only.
+    pub free_only_s: f64,
+    /// Ended by Ctrl-C.
+    pub interrupted: bool,
+    /// Samples the kernel dropped: rates are low by that much.
+    pub lost_events: u64,
+    /// Allocations seen.
+    pub allocations: u64,
+    /// Pages they held.
+    pub pages_allocated: u64,
+    /// Pages freed.
+    pub pages_freed: u64,
+    /// By order.
+    pub by_order: Vec<OrderRate>,
+    /// By migratetype.
+    pub by_migratetype: Vec<MigrateRate>,
+    /// By GFP mask, most allocations first.
+    pub by_gfp: Vec<GfpRate>,
+    /// Call sites by pages allocated in the window.
+    pub top_allocators: Vec<Site>,
+    /// Call sites by pages still held at the end.
+    pub outstanding: Vec<Site>,
+    /// Outstanding pages by age.
+    pub age_histogram: Vec<AgeBucket>,
+    /// Allocations whose call site was not kept (site table full).
+    pub untracked_sites: u64,
+    /// Allocations not tracked as outstanding (table full).
+    pub untracked_outstanding: u64,
+}
+
+/// Migratetype names (include/linux/mmzone.h: the first three are fixed;
+/// 3 is MIGRATE_HIGHATOMIC since 4.4; CMA and ISOLATE follow by config).
+fn migratetype_name(mt: i64) -> String {
+    match mt {
+        0 => "Unmovable".into(),
+        1 => "Movable".into(),
+        2 => "Reclaimable".into(),
+        3 => "HighAtomic".into(),
+        n => format!("type {n}"),
+    }
+}
+
+struct Fields {
+    alloc_id: u64,
+    pfn: Field,
+    order: Field,
+    gfp: Field,
+    migratetype: Field,
+    free_pfns: HashMap<u64, (Field, Option<Field>)>,
+}
+
+#[derive(Default)]
+struct SiteTotal {
+    allocations: u64,
+    pages: u64,
+    stacks: HashMap<u32, u64>,
+}
+
+struct Totals {
+    by_order: Vec<(u64, u64)>,
+    frees_by_order: Vec<u64>,
+    by_migratetype: HashMap<i64, u64>,
+    by_gfp: HashMap<u64, (u64, u64)>,
+    sites: HashMap<u64, SiteTotal>,
+    untracked_sites: u64,
+    pages_freed: u64,
+}
+
+fn ring_pages() -> usize {
+    let cpus = sysak_core::trace::perf::online_cpus().map(|c| c.len()).unwrap_or(1).max(1);
+    let pages = (RING_BUDGET_BYTES / cpus / sysak_core::procfs::page_size() as usize).clamp(64, 1024);
+    1 << (usize::BITS - 1 - pages.leading_zeros())
+}
+
+/// Trace a window.
+pub fn run(options: &TraceOptions, label: &str) -> anyhow::Result<TraceReport> {
+    let tracefs = Tracefs::open()?;
+    if !tracefs.has_event("kmem", "mm_page_alloc") {
+        return Err(EnvironmentError("this kernel has no kmem:mm_page_alloc tracepoint".into()).into());
+    }
+    let symbols = Kallsyms::load(Path::new("/proc"))?;
+    let page_size = sysak_core::procfs::page_size();
+    let mut tracer = PerfTracer::new(ring_pages())?;
+    let alloc = tracefs.event_format("kmem", "mm_page_alloc")?;
+    let allocs: Vec<EventHandle> = vec![tracer.add(&alloc, None, true)?];
+    let mut fields = Fields {
+        alloc_id: alloc.id,
+        pfn: alloc.require("pfn")?.clone(),
+        order: alloc.require("order")?.clone(),
+        gfp: alloc.require("gfp_flags")?.clone(),
+        migratetype: alloc.require("migratetype")?.clone(),
+        free_pfns: HashMap::new(),
+    };
+    let mut frees = Vec::new();
+    for name in ["mm_page_free", "mm_page_free_batched"] {
+        if tracefs.has_event("kmem", name) {
+            let format = tracefs.event_format("kmem", name)?;
+            frees.push(tracer.add(&format, None, false)?);
+            fields.free_pfns.insert(format.id, (format.require("pfn")?.clone(), format.field("order").cloned()));
+        }
+    }
+    let mut totals = Totals {
+        by_order: Vec::new(),
+        frees_by_order: Vec::new(),
+        by_migratetype: HashMap::new(),
+        by_gfp: HashMap::new(),
+        sites: HashMap::new(),
+        untracked_sites: 0,
+        pages_freed: 0,
+    };
+    let mut outstanding = Outstanding::new(options.max_tracked);
+    let mut stacks = Stacks::new(MAX_STACKS);
+    let mut finder = CallSiteFinder::new(PAGE_ALLOCATOR);
+    let keep_stacks = options.stacks;
+    let outcome = window::run(&mut tracer, &allocs, &frees, options.window, label, |event| match event {
+        window::Event::Sample(sample) => {
+            apply(sample, &fields, &mut totals, &mut outstanding, &mut stacks, &mut finder, &symbols, page_size, keep_stacks)
+        }
+        window::Event::Drained(before) => outstanding.retire(before),
+    })?;
+    let lost_events = tracer.stats().lost;
+    drop(tracer);
+    fields.free_pfns.clear();
+    Ok(report(&totals, &outstanding, &stacks, &symbols, &outcome, lost_events, options, page_size))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply(
+    sample: &Sample,
+    fields: &Fields,
+    totals: &mut Totals,
+    outstanding: &mut Outstanding,
+    stacks: &mut Stacks,
+    finder: &mut CallSiteFinder,
+    symbols: &Kallsyms,
+    page_size: u64,
+    keep_stacks: bool,
+) {
+    if sample.event_id == fields.alloc_id {
+        let (Some(pfn), Some(order)) = (fields.pfn.read_u64(sample.raw), fields.order.read_u64(sample.raw)) else { return };
+        if pfn == u64::MAX || order > 20 {
+            return; // failed allocation (pfn -1), or a garbled record
+        }
+        let pages = 1u64 << order;
+        let order = order as usize;
+        if totals.by_order.len() <= order {
+            totals.by_order.resize(order + 1, (0, 0));
+        }
+        totals.by_order[order].0 += 1;
+        totals.by_order[order].1 += pages;
+        *totals.by_migratetype.entry(fields.migratetype.read_i64(sample.raw).unwrap_or(-1)).or_default() += pages;
+        let gfp = fields.gfp.read_u64(sample.raw).unwrap_or(0);
+        if totals.by_gfp.len() < MAX_GFP || totals.by_gfp.contains_key(&gfp) {
+            let g = totals.by_gfp.entry(gfp).or_default();
+            g.0 += 1;
+            g.1 += pages;
+        }
+        let call_site = finder.find(sample.callchain, symbols);
+        let stack = keep_stacks.then(|| stacks.intern(&kernel_frames(sample.callchain).collect::<Vec<_>>())).flatten();
+        if totals.sites.len() < MAX_SITES || totals.sites.contains_key(&call_site) {
+            let site = totals.sites.entry(call_site).or_default();
+            site.allocations += 1;
+            site.pages += pages;
+            if let Some(id) = stack {
+                *site.stacks.entry(id).or_default() += pages;
+            }
+        } else {
+            totals.untracked_sites += 1;
+        }
+        outstanding.alloc(pfn, Allocation { time_ns: sample.time_ns, call_site, bytes: pages * page_size, stack });
+    } else if let Some((pfn, order)) = fields.free_pfns.get(&sample.event_id) {
+        let Some(pfn) = pfn.read_u64(sample.raw) else { return };
+        let order = order.as_ref().and_then(|o| o.read_u64(sample.raw)).unwrap_or(0).min(20) as usize;
+        if totals.frees_by_order.len() <= order {
+            totals.frees_by_order.resize(order + 1, 0);
+        }
+        totals.frees_by_order[order] += 1;
+        totals.pages_freed += 1 << order;
+        outstanding.free(pfn, sample.time_ns);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    totals: &Totals,
+    outstanding: &Outstanding,
+    stacks: &Stacks,
+    symbols: &Kallsyms,
+    outcome: &window::WindowOutcome,
+    lost_events: u64,
+    options: &TraceOptions,
+    page_size: u64,
+) -> TraceReport {
+    let seconds = outcome.elapsed_s.max(1e-3);
+    let render_stack = |id: Option<u32>| id.map(|id| stacks.get(id).iter().map(|ip| symbols.format(*ip)).collect()).unwrap_or_default();
+    let orders = totals.by_order.len().max(totals.frees_by_order.len());
+    let by_order = (0..orders)
+        .map(|o| {
+            let (allocations, pages) = totals.by_order.get(o).copied().unwrap_or((0, 0));
+            OrderRate { order: o as u32, allocations, pages, rate_per_s: allocations as f64 / seconds, frees: totals.frees_by_order.get(o).copied().unwrap_or(0) }
+        })
+        .collect();
+    let mut by_migratetype: Vec<MigrateRate> =
+        totals.by_migratetype.iter().map(|(mt, pages)| MigrateRate { migratetype: migratetype_name(*mt), pages: *pages }).collect();
+    by_migratetype.sort_by(|a, b| b.pages.cmp(&a.pages));
+    let mut by_gfp: Vec<GfpRate> =
+        totals.by_gfp.iter().map(|(g, (n, p))| GfpRate { gfp_flags: format!("{g:#x}"), allocations: *n, pages: *p }).collect();
+    by_gfp.sort_by(|a, b| b.allocations.cmp(&a.allocations).then(a.gfp_flags.cmp(&b.gfp_flags)));
+    by_gfp.truncate(options.top);
+    let mut sites: Vec<(&u64, &SiteTotal)> = totals.sites.iter().collect();
+    sites.sort_by(|a, b| b.1.pages.cmp(&a.1.pages).then(a.0.cmp(b.0)));
+    let top_allocators = sites
+        .into_iter()
+        .take(options.top)
+        .map(|(site, t)| Site {
+            function: symbols.format(*site),
+            allocations: t.allocations,
+            pages: t.pages,
+            bytes: t.pages * page_size,
+            max_age_s: None,
+            stack: render_stack(t.stacks.iter().max_by_key(|(_, n)| **n).map(|(id, _)| *id)),
+        })
+        .collect();
+    let outstanding_sites = outstanding
+        .by_call_site()
+        .into_iter()
+        .take(options.top)
+        .map(|s| Site {
+            function: symbols.format(s.call_site),
+            allocations: s.count,
+            pages: s.bytes / page_size,
+            bytes: s.bytes,
+            max_age_s: Some(outcome.end_ns.saturating_sub(s.oldest_ns) as f64 / 1e9),
+            stack: render_stack(s.stack),
+        })
+        .collect();
+    let mut age_histogram: Vec<AgeBucket> =
+        AGE_BUCKETS.iter().map(|le| AgeBucket { le_s: le.is_finite().then_some(*le), pages: 0 }).collect();
+    for (_, a) in outstanding.iter() {
+        let age = outcome.end_ns.saturating_sub(a.time_ns) as f64 / 1e9;
+        let bucket = AGE_BUCKETS.iter().position(|le| age <= *le).unwrap_or(AGE_BUCKETS.len() - 1);
+        age_histogram[bucket].pages += a.bytes / page_size;
+    }
+    TraceReport {
+        window_s: outcome.elapsed_s,
+        free_only_s: outcome.free_only_s,
+        interrupted: outcome.interrupted,
+        lost_events,
+        allocations: totals.by_order.iter().map(|(n, _)| n).sum(),
+        pages_allocated: totals.by_order.iter().map(|(_, p)| p).sum(),
+        pages_freed: totals.pages_freed,
+        by_order,
+        by_migratetype,
+        by_gfp,
+        top_allocators,
+        outstanding: outstanding_sites,
+        age_histogram,
+        untracked_sites: totals.untracked_sites,
+        untracked_outstanding: outstanding.overflow,
+    }
+}
