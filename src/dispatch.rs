@@ -22,7 +22,7 @@ pub fn run(config_path: Option<&Path>, args: Vec<String>) -> u8 {
     };
     let (name, rest) = args.split_first().expect("the caller checked for a command");
     match name.as_str() {
-        "list" => list::run(&config, rest),
+        "list" => list::run(&config, &with_default_format(rest, &config)),
         "help" => help(&config, rest),
         _ => run_command(&config, name, rest),
     }
@@ -33,7 +33,7 @@ fn load_config(path: Option<&Path>) -> Result<Config, String> {
     let tools = builtins::table();
     if let Some(unknown) = config.tool_sections().find(|s| !tools.iter().any(|t| t.name == *s)) {
         let file = config.path.as_deref().unwrap_or(Path::new("config")).display().to_string();
-        let known: Vec<&str> = std::iter::once("plugins").chain(tools.iter().map(|t| t.name)).collect();
+        let known: Vec<&str> = ["plugins", "output"].into_iter().chain(tools.iter().map(|t| t.name)).collect();
         return Err(format!("{file}: unknown section [{unknown}] (known: {})", known.join(", ")));
     }
     Ok(config)
@@ -44,7 +44,7 @@ fn run_command(config: &Config, name: &str, args: &[String]) -> u8 {
         return run_builtin(&tool, args, config);
     }
     match plugin::find(&config.plugins, name) {
-        Some(Ok(plugin)) => return run_plugin(&plugin, args),
+        Some(Ok(plugin)) => return run_plugin(&plugin, &with_default_format(args, config)),
         Some(Err(e)) => {
             eprintln!("sysak: {e}");
             return EXIT_ENVIRONMENT;
@@ -57,8 +57,19 @@ fn run_command(config: &Config, name: &str, args: &[String]) -> u8 {
     unknown_command(config, name)
 }
 
+/// `args` with `--format <[output] format>` appended when the user gave no
+/// `--format` (every built-in tool takes it).
+fn with_default_format(args: &[String], config: &Config) -> Vec<String> {
+    let mut args = args.to_vec();
+    let given = args.iter().any(|a| a == "--format" || a.starts_with("--format="));
+    if let (Some(format), false) = (config.output.format, given) {
+        args.extend(["--format".to_string(), format.name().to_string()]);
+    }
+    args
+}
+
 fn run_builtin(tool: &Tool, args: &[String], config: &Config) -> u8 {
-    let argv = std::iter::once(tool.name.to_string()).chain(args.iter().cloned());
+    let argv = std::iter::once(tool.name.to_string()).chain(with_default_format(args, config));
     let matches = match command_of(tool).try_get_matches_from(argv) {
         Ok(matches) => matches,
         Err(e) => {

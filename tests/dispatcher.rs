@@ -114,3 +114,39 @@ fn closed_stdout_is_not_an_error() {
         .unwrap();
     assert!(stderr(&out).is_empty(), "{}", stderr(&out));
 }
+
+/// `[output]` in the configuration sets the default format and language;
+/// a flag still wins; the JSON is the same document in every language.
+#[test]
+fn output_section_sets_format_and_language() {
+    let scratch = Scratch::new("output");
+    let config = scratch.path().join("output.toml");
+    std::fs::write(&config, "[output]\nformat = \"json\"\nlang = \"zh\"\n").unwrap();
+    let run = |args: &[&str], lang_env: &str| {
+        Command::new(sysak_bin()).env("LANG", lang_env).env_remove("LC_ALL").env_remove("LC_MESSAGES").args(args).output().unwrap()
+    };
+    let cfg = config.to_str().unwrap();
+    let json_out = run(&["--config", cfg, "memleak", "--check"], "C");
+    let doc: serde_json::Value = serde_json::from_slice(&json_out.stdout).expect("[output] format = json");
+    assert!(doc["verdict"].is_string());
+    let table = run(&["--config", cfg, "memleak", "--check", "--format", "table"], "C");
+    assert!(stdout(&table).contains("结论"), "[output] lang = zh: {}", stdout(&table));
+    let english = run(&["--config", cfg, "memleak", "--check", "--format", "table", "--lang", "en"], "C");
+    assert!(stdout(&english).contains("verdict:"), "{}", stdout(&english));
+    // Without configuration the locale decides, and JSON keys do not change.
+    let plain = scratch.path().join("empty.toml");
+    std::fs::write(&plain, "").unwrap();
+    let zh = run(&["--config", plain.to_str().unwrap(), "memleak", "--check"], "zh_CN.UTF-8");
+    assert!(stdout(&zh).contains("结论"), "{}", stdout(&zh));
+    let keys = |lang: &str| -> Vec<String> {
+        let out = run(&["--config", plain.to_str().unwrap(), "memleak", "--check", "--format", "json"], lang);
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc.as_object().unwrap().keys().cloned().collect()
+    };
+    assert_eq!(keys("zh_CN.UTF-8"), keys("C"));
+    let bad = scratch.path().join("bad.toml");
+    std::fs::write(&bad, "[output]\nlang = \"fr\"\n").unwrap();
+    let out = run(&["--config", bad.to_str().unwrap(), "list"], "C");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("bad.toml:2"), "{}", stderr(&out));
+}

@@ -9,6 +9,10 @@
 //! [plugins]
 //! dirs = ["/usr/lib64/sysak/plugins"]   # shared-object plugins
 //! libexec_dir = "/usr/libexec/sysak"    # external sysak-<name> programs
+//!
+//! [output]
+//! format = "table"                      # or "json": the default of --format
+//! lang = "en"                           # or "zh": table labels
 //! ```
 //!
 //! Tool sections (`[memleak]`, ...) are kept as TOML tables for the tools.
@@ -50,6 +54,16 @@ impl Default for PluginConfig {
     }
 }
 
+/// `[output]`: defaults for every tool's output.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// `format = "table" | "json"`: the default of `--format`.
+    pub format: Option<crate::output::Format>,
+    /// `lang = "en" | "zh"`: table labels (default: from the locale).
+    pub lang: Option<crate::i18n::Lang>,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
@@ -57,6 +71,8 @@ pub struct Config {
     pub path: Option<PathBuf>,
     /// `[plugins]`.
     pub plugins: PluginConfig,
+    /// `[output]`.
+    pub output: OutputConfig,
     tools: toml::Table,
 }
 
@@ -90,11 +106,14 @@ impl Config {
         struct File {
             #[serde(default)]
             plugins: PluginConfig,
+            #[serde(default)]
+            output: OutputConfig,
         }
         let file: File = toml::from_str(text).map_err(|e| describe(path, text, &e))?;
         let mut tools: toml::Table = text.parse().map_err(|e| describe(path, text, &e))?;
         tools.remove("plugins");
-        Ok(Config { path: Some(path.to_owned()), plugins: file.plugins, tools })
+        tools.remove("output");
+        Ok(Config { path: Some(path.to_owned()), plugins: file.plugins, output: file.output, tools })
     }
 
     /// Deserialize the `[name]` section of a tool; defaults when absent.
@@ -105,7 +124,7 @@ impl Config {
         T::deserialize(value.clone()).map_err(|e| ConfigError(format!("{file}: [{name}]: {}", e.message())))
     }
 
-    /// Names of the top-level sections other than `[plugins]`, for the
+    /// Names of the top-level sections other than `[plugins]` and `[output]`, for the
     /// dispatcher to check against its tools.
     pub fn tool_sections(&self) -> impl Iterator<Item = &str> {
         self.tools.keys().map(String::as_str)
@@ -155,6 +174,14 @@ mod tests {
     fn plugin_dirs_are_read() {
         let c = Config::parse("[plugins]\ndirs = [\"/a\", \"/b\"]\n", Path::new("c.toml")).unwrap();
         assert_eq!(c.plugins.dirs, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
+    }
+
+    #[test]
+    fn output_defaults_are_read_and_checked() {
+        let c = Config::parse("[output]\nformat = \"json\"\nlang = \"zh\"\n", Path::new("c.toml")).unwrap();
+        assert_eq!((c.output.format, c.output.lang), (Some(crate::output::Format::Json), Some(crate::i18n::Lang::Zh)));
+        let err = Config::parse("[output]\nformat = \"xml\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.0.starts_with("c.toml:2:"), "{}", err.0);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`output`]: `--format table|json` and rendering helpers.
 //! - [`plugin`]: plugin discovery, trust checks and loading (C ABI).
 //! - [`config`]: `/etc/sysak/sysak.toml`.
+//! - [`i18n`]: table labels in English or Chinese.
 //! - [`symbols`]: kallsyms, rendering addresses as `func+0x7c/0x200 [module]`.
 //! - [`trace`]: tracepoint formats and perf sampling on every CPU.
 //! - [`bpf`]: maps and hand-assembled programs through raw `bpf(2)`.
@@ -43,6 +44,7 @@ macro_rules! message_error {
 
 pub mod bpf;
 pub mod config;
+pub mod i18n;
 pub mod kmem;
 pub mod layout;
 pub mod output;

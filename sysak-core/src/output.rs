@@ -9,7 +9,8 @@ use clap::{Arg, ArgMatches};
 use serde::Serialize;
 
 /// How a report is rendered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     /// Human-readable table (default).
     #[default]
@@ -25,6 +26,14 @@ impl Format {
             "table" => Some(Format::Table),
             "json" => Some(Format::Json),
             _ => None,
+        }
+    }
+
+    /// The word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Json => "json",
         }
     }
 

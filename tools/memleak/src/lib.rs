@@ -125,6 +125,7 @@ pub fn command() -> Command {
         .arg(Arg::new("min-threshold").long("min-threshold").value_name("SIZE").help("... when also above this size [default: 1.5G]"))
         .arg(Arg::new("trend-min-rate").long("trend-min-rate").value_name("SIZE").help("Growth per second that counts as a trend [default: 256K]"))
         .arg(output::format_arg())
+        .arg(sysak_core::i18n::lang_arg())
         .after_help(
             "Examples:\n  sysak memleak --check                 verdict from /proc/meminfo and /proc/vmallocinfo\n  \
              sysak memleak --check --trend 60      ... and flag steady growth over a minute\n  \
@@ -139,6 +140,7 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
     sysak_core::signal::install();
     let procfs = ProcFs::default();
     let format = Format::from_matches(matches);
+    let lang = sysak_core::i18n::Lang::resolve(matches, context.config);
     let kind = match options.trace_type.as_deref() {
         Some("slab") => Kind::Slab,
         Some("page") => Kind::Page,
@@ -157,7 +159,7 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
                     if !options.check_only && format == Format::Table {
                         eprintln!("sysak memleak: no leak found; nothing to trace");
                     }
-                    return print_check(&report, format);
+                    return print_check(&report, format, lang);
                 }
             }
         }
@@ -169,17 +171,17 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
     };
     match format {
         Format::Json => output::print_json(&report)?,
-        Format::Table => output::print_text(&render::trace(&report))?,
+        Format::Table => output::print_text(&render::trace(&report, lang))?,
     }
     // A finding: allocations still outstanding (slab, page), or growth (vmalloc).
     let found = report.callsites.iter().any(|c| c.growth_bytes.map_or(c.count > 0, |g| g > 0));
     Ok(if found { Outcome::Found } else { Outcome::Clean })
 }
 
-fn print_check(report: &check::CheckReport, format: Format) -> anyhow::Result<Outcome> {
+fn print_check(report: &check::CheckReport, format: Format, lang: sysak_core::i18n::Lang) -> anyhow::Result<Outcome> {
     match format {
         Format::Json => output::print_json(report)?,
-        Format::Table => output::print_text(&render::check(report))?,
+        Format::Table => output::print_text(&render::check(report, lang))?,
     }
     Ok(if report.verdict == Verdict::None { Outcome::Clean } else { Outcome::Found })
 }

@@ -4,20 +4,23 @@ use std::fmt::Write;
 
 use sysak_core::output::human_bytes;
 
+use sysak_core::i18n::Lang;
+
 use crate::check::{CheckReport, Kind, Verdict};
 use crate::report::TraceReport;
 
 /// The check report as text.
-pub fn check(r: &CheckReport) -> String {
+pub fn check(r: &CheckReport, lang: Lang) -> String {
+    let l = |en| lang.label(en);
     let mut out = String::new();
     let pct = |b: u64| if r.mem_total == 0 { 0.0 } else { 100.0 * b as f64 / r.mem_total as f64 };
     let _ = writeln!(out, "{:<22} {:>10}", "MemTotal", human_bytes(r.mem_total));
     for (label, kind, bytes) in [
-        ("slab (unreclaimable)", Kind::Slab, r.slab_unreclaimable),
+        (l("slab (unreclaimable)"), Kind::Slab, r.slab_unreclaimable),
         ("vmalloc", Kind::Vmalloc, r.vmalloc),
-        ("alloc pages", Kind::Page, r.alloc_pages),
+        (l("alloc pages"), Kind::Page, r.alloc_pages),
     ] {
-        let flag = if r.over_threshold.contains(&kind) { "  over threshold" } else { "" };
+        let flag = if r.over_threshold.contains(&kind) { format!("  {}", l("over threshold")) } else { String::new() };
         let _ = writeln!(out, "{label:<22} {:>10} {:>6.1}%{flag}", human_bytes(bytes), pct(bytes));
     }
     if let Some(trend) = &r.trend {
@@ -42,9 +45,9 @@ pub fn check(r: &CheckReport) -> String {
         human_bytes(t.min_bytes)
     );
     let _ = match (r.verdict, r.reason) {
-        (Verdict::None, _) => writeln!(out, "\nverdict: none ({rule})"),
-        (v, Some("trend")) => writeln!(out, "\nverdict: {} (steady growth; {rule})", verdict_name(v)),
-        (v, _) => writeln!(out, "\nverdict: {} ({rule})", verdict_name(v)),
+        (Verdict::None, _) => writeln!(out, "\n{}: none ({rule})", l("verdict")),
+        (v, Some("trend")) => writeln!(out, "\n{}: {} (steady growth; {rule})", l("verdict"), verdict_name(v)),
+        (v, _) => writeln!(out, "\n{}: {} ({rule})", l("verdict"), verdict_name(v)),
     };
     out
 }
@@ -60,19 +63,20 @@ fn verdict_name(v: Verdict) -> &'static str {
 
 /// The trace report as text, in the original sysak's layout: the call
 /// sites with counts and marks, then the cache summary.
-pub fn trace(r: &TraceReport) -> String {
+pub fn trace(r: &TraceReport, lang: Lang) -> String {
+    let l = |en| lang.label(en);
     let mut out = String::new();
     let what = match (&r.cache, r.kind) {
         (Some(cache), _) => format!("slab cache {cache}"),
         (None, kind) => kind.name().to_string(),
     };
-    let _ = writeln!(out, "outstanding allocations ({what}, {:.1} s window, last {:.1} s free-only):", r.window_s, r.free_only_s);
+    let _ = writeln!(out, "{} ({what}, {:.1} s window, last {:.1} s free-only):", l("outstanding allocations"), r.window_s, r.free_only_s);
     let (unit, age) = match r.kind {
-        Kind::Page => ("pages", "max age"),
-        Kind::Slab => ("count", "max age"),
-        Kind::Vmalloc => ("areas", "growth"),
+        Kind::Page => (l("pages"), l("max age")),
+        Kind::Slab => (l("count"), l("max age")),
+        Kind::Vmalloc => (l("areas"), l("growth")),
     };
-    let mut table = sysak_core::output::plain_table([unit, "marked", "bytes", age, "function"]);
+    let mut table = sysak_core::output::plain_table([unit, l("marked"), l("bytes"), age, l("function")]);
     for site in &r.callsites {
         let last = match (site.max_age_s, site.growth_bytes) {
             (Some(age), _) => format!("{age:.1}s"),
@@ -103,23 +107,23 @@ pub fn trace(r: &TraceReport) -> String {
         let _ = writeln!(out, "{traced}");
     }
     for site in r.callsites.iter().chain(&r.traced_callsites).filter(|s| !s.stack.is_empty()) {
-        let _ = writeln!(out, "\nstack of {}:", site.function);
+        let _ = writeln!(out, "\n{} {}:", l("stack of"), site.function);
         for frame in &site.stack {
             let _ = writeln!(out, "    {frame}");
         }
     }
     if let Some(reason) = &r.cache_reason {
-        let _ = writeln!(out, "\ncache: {} ({reason})", r.cache.as_deref().unwrap_or("-"));
+        let _ = writeln!(out, "\n{}: {} ({reason})", l("cache"), r.cache.as_deref().unwrap_or("-"));
     }
     let _ = match &r.tracer_note {
-        Some(note) => writeln!(out, "tracer: {} ({note})", r.tracer),
-        None => writeln!(out, "tracer: {}", r.tracer),
+        Some(note) => writeln!(out, "{}: {} ({note})", l("tracer"), r.tracer),
+        None => writeln!(out, "{}: {}", l("tracer"), r.tracer),
     };
-    render_scan(&mut out, r);
+    render_scan(&mut out, r, lang);
     let _ = match (&r.leak_function, &r.leak_function_note) {
-        (Some(f), _) => writeln!(out, "leak function: {f}"),
-        (None, Some(why)) => writeln!(out, "leak function: none ({why})"),
-        (None, None) => writeln!(out, "leak function: none"),
+        (Some(f), _) => writeln!(out, "{}: {f}", l("leak function")),
+        (None, Some(why)) => writeln!(out, "{}: {} ({why})", l("leak function"), l("none")),
+        (None, None) => writeln!(out, "{}: {}", l("leak function"), l("none")),
     };
     let mut warnings = Vec::new();
     if r.lost_events > 0 {
@@ -135,24 +139,25 @@ pub fn trace(r: &TraceReport) -> String {
         warnings.push("interrupted: the window was cut short".to_string());
     }
     for w in warnings {
-        let _ = writeln!(out, "warning: {w}");
+        let _ = writeln!(out, "{}: {w}", l("warning"));
     }
     out
 }
 
 /// The scan summary: the largest cluster and its representative.
-fn render_scan(out: &mut String, r: &TraceReport) {
+fn render_scan(out: &mut String, r: &TraceReport, lang: Lang) {
+    let l = |en| lang.label(en);
     let scan = &r.scan;
     let Some(backend) = &scan.backend else {
         if let Some(why) = &scan.unavailable {
-            let _ = writeln!(out, "scan: unavailable: {why}");
+            let _ = writeln!(out, "{}: {}: {why}", l("scan"), l("unavailable"));
         }
         return;
     };
     let (similar, scanned) = (scan.similar_objects.unwrap_or(0), scan.scanned_objects.unwrap_or(0));
-    let _ = writeln!(out, "scan ({backend}): {similar} similar objects of {scanned} scanned");
+    let _ = writeln!(out, "{} ({backend}): {}: {similar}, {}: {scanned}", l("scan"), l("similar objects"), l("scanned objects"));
     if let Some(address) = &scan.object_address {
-        let _ = writeln!(out, "representative object at {address}:");
+        let _ = writeln!(out, "{}: {address}", l("representative object"));
         for line in &scan.dump {
             let _ = writeln!(out, "    {line}");
         }
