@@ -4,7 +4,7 @@
 //! free could be missed. Ctrl-C ends the window early; the caller still
 //! reports.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use crate::trace::perf::EventHandle;
@@ -32,29 +32,49 @@ pub struct WindowOutcome {
     pub end_ns: u64,
 }
 
-fn progress(label: &str, elapsed: Duration, total: Duration, phase: &str) {
-    let width = 30;
-    let done = ((elapsed.as_secs_f64() / total.as_secs_f64().max(0.001)) * width as f64).min(width as f64) as usize;
-    let mut err = std::io::stderr().lock();
-    let _ = write!(
-        err,
-        "\r{label} [{}{}] {:>3.0}/{:.0} s {phase:<9}",
-        "#".repeat(done),
-        ".".repeat(width - done),
-        elapsed.as_secs_f64(),
-        total.as_secs_f64()
-    );
-    let _ = err.flush();
+/// A progress bar on stderr (indicatif), drawn only when stderr is a
+/// terminal; otherwise a single "tracing for N s" line says what is going on.
+pub struct Progress {
+    bar: indicatif::ProgressBar,
+}
+
+impl Progress {
+    /// Start a bar of `total` for `label`; `activity` ("tracing",
+    /// "sampling") is what the line printed without a terminal says.
+    pub fn new(label: &str, activity: &str, total: Duration) -> Progress {
+        let tty = std::io::stderr().is_terminal();
+        if !tty {
+            eprintln!("{label}: {activity} for {} s (Ctrl-C ends early)", total.as_secs());
+        }
+        let target = if tty { indicatif::ProgressDrawTarget::stderr() } else { indicatif::ProgressDrawTarget::hidden() };
+        let bar = indicatif::ProgressBar::with_draw_target(Some(total.as_millis() as u64), target);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {elapsed:>4}/{msg} (Ctrl-C ends early)")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("#>."),
+        );
+        bar.set_message(format!("{} s", total.as_secs()));
+        bar.set_prefix(label.to_string());
+        Progress { bar }
+    }
+
+    /// Move to `elapsed`, in `phase` ("alloc+free", "free only").
+    pub fn set(&self, elapsed: Duration, phase: &str) {
+        self.bar.set_position(elapsed.as_millis() as u64);
+        self.bar.set_message(format!("{} s {phase}", self.bar.length().unwrap_or(0) / 1000));
+    }
+
+    /// Remove the bar.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 /// Run a window whose tracing happens in the kernel: wait out the
 /// alloc+free phase, call `stop_allocs`, wait out the free-only phase,
 /// showing progress; Ctrl-C ends it early.
 pub fn run_in_kernel(window: Window, label: &str, mut stop_allocs: impl FnMut()) -> WindowOutcome {
-    let tty = std::io::stderr().is_terminal();
-    if !tty {
-        eprintln!("{label}: tracing for {} s (Ctrl-C ends early)", window.total.as_secs());
-    }
+    let progress = Progress::new(label, "tracing", window.total);
     let alloc_phase = window.total.mul_f64(f64::from(100 - window.free_only_percent.min(100)) / 100.0);
     let start = Instant::now();
     let mut free_only_started = None;
@@ -72,18 +92,14 @@ pub fn run_in_kernel(window: Window, label: &str, mut stop_allocs: impl FnMut())
             stop_allocs();
             free_only_started = Some(Instant::now());
         }
-        if tty {
-            progress(label, elapsed, window.total, if free_only_started.is_none() { "alloc+free" } else { "free only" });
-        }
+        progress.set(elapsed, if free_only_started.is_none() { "alloc+free" } else { "free only" });
         let next = if free_only_started.is_none() { alloc_phase } else { window.total };
         crate::signal::sleep_interruptible(next.saturating_sub(elapsed).min(Duration::from_millis(250)));
     }
     if free_only_started.is_none() {
         stop_allocs();
     }
-    if tty {
-        eprintln!();
-    }
+    progress.finish();
     WindowOutcome {
         elapsed_s: start.elapsed().as_secs_f64(),
         free_only_s: free_only_started.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0),
@@ -110,10 +126,7 @@ pub fn run(
     label: &str,
     mut on_event: impl FnMut(Event),
 ) -> anyhow::Result<WindowOutcome> {
-    let tty = std::io::stderr().is_terminal();
-    if !tty {
-        eprintln!("{label}: tracing for {} s (Ctrl-C ends early)", window.total.as_secs());
-    }
+    let progress = Progress::new(label, "tracing", window.total);
     let alloc_phase = window.total.mul_f64(f64::from(100 - window.free_only_percent.min(100)) / 100.0);
     for h in frees {
         tracer.enable(*h)?;
@@ -124,7 +137,6 @@ pub fn run(
     let start = Instant::now();
     let mut allocs_on = true;
     let mut free_only_started = None;
-    let mut last_progress = Instant::now() - Duration::from_secs(1);
     let mut interrupted = false;
     loop {
         let elapsed = start.elapsed();
@@ -144,19 +156,14 @@ pub fn run(
         }
         let drained = tracer.poll(Duration::from_millis(100).min(window.total - elapsed), |s| on_event(Event::Sample(s)))?;
         on_event(Event::Drained(drained));
-        if tty && last_progress.elapsed() >= Duration::from_millis(250) {
-            progress(label, start.elapsed(), window.total, if allocs_on { "alloc+free" } else { "free only" });
-            last_progress = Instant::now();
-        }
+        progress.set(start.elapsed(), if allocs_on { "alloc+free" } else { "free only" });
     }
     for h in allocs.iter().chain(frees) {
         tracer.disable(*h)?;
     }
     let drained = tracer.poll(Duration::ZERO, |s| on_event(Event::Sample(s)))?;
     on_event(Event::Drained(drained));
-    if tty {
-        eprintln!();
-    }
+    progress.finish();
     Ok(WindowOutcome {
         elapsed_s: start.elapsed().as_secs_f64(),
         free_only_s: free_only_started.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0),

@@ -271,13 +271,18 @@ pub fn trend_of(samples: &[(f64, Usage)], min_rate: u64) -> Trend {
 
 /// Sample every `interval` for `window`, or until interrupted.
 pub fn sample_trend(procfs: &ProcFs, window: Duration, interval: Duration, min_rate: u64) -> anyhow::Result<Trend> {
+    let progress = sysak_core::trace::window::Progress::new("sysak memleak: trend", "sampling memory", window);
     let start = Instant::now();
     let mut samples = vec![(0.0, Usage::measure(procfs)?)];
     while start.elapsed() < window && !sysak_core::signal::interrupted() {
         let next = (interval * samples.len() as u32).min(window);
-        sysak_core::signal::sleep_interruptible(next.saturating_sub(start.elapsed()));
+        while start.elapsed() < next && !sysak_core::signal::interrupted() {
+            sysak_core::signal::sleep_interruptible(next.saturating_sub(start.elapsed()).min(Duration::from_millis(250)));
+            progress.set(start.elapsed(), "sampling");
+        }
         samples.push((start.elapsed().as_secs_f64(), Usage::measure(procfs)?));
     }
+    progress.finish();
     Ok(trend_of(&samples, min_rate))
 }
 

@@ -121,7 +121,6 @@ impl Options {
     pub fn run_check(&self, procfs: &ProcFs) -> anyhow::Result<CheckReport> {
         let trend = match self.trend_window {
             Some(window) => {
-                eprintln!("sysak memleak: sampling memory for {} s (Ctrl-C ends early)", window.as_secs());
                 let interval = Duration::from_secs((window.as_secs() / 30).max(1));
                 Some(check::sample_trend(procfs, window, interval, self.trend_min_rate)?)
             }

@@ -22,7 +22,7 @@ use crate::report::{CallSite, Scan, TraceReport};
 use crate::scan::{self, Scanner};
 use crate::page::{self, PageTracer};
 use crate::slab::{self, SlabTarget, SlabTracer};
-use sysak_core::trace::window;
+use sysak_core::trace::window::{self, Progress};
 
 /// Memory for all perf ring buffers together: bursts of samples (a page
 /// sample with a 32-frame callchain is ~300 bytes) must fit between two
@@ -276,9 +276,13 @@ pub fn vmalloc(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport
     };
     let label = "sysak memleak: vmalloc";
     let Some(mut vmap) = traced else {
-        eprintln!("{label}: tracing for {} s from /proc/vmallocinfo (no vmap tracepoints; Ctrl-C ends early)", options.window.total.as_secs());
+        let progress = Progress::new(label, "tracing (from /proc/vmallocinfo: no vmap tracepoints)", options.window.total);
         let start = std::time::Instant::now();
-        sysak_core::signal::sleep_interruptible(options.window.total);
+        while start.elapsed() < options.window.total && !sysak_core::signal::interrupted() {
+            sysak_core::signal::sleep_interruptible((options.window.total - start.elapsed()).min(std::time::Duration::from_millis(250)));
+            progress.set(start.elapsed(), "");
+        }
+        progress.finish();
         let mut report = vmalloc::report(&before, &vmalloc::snapshot(procfs, page_size)?, options.top);
         report.window_s = start.elapsed().as_secs_f64();
         report.interrupted = sysak_core::signal::interrupted();
