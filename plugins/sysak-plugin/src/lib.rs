@@ -36,6 +36,17 @@ pub enum Format {
     Json,
 }
 
+/// Write a plugin's output to stdout. A closed pipe (`sysak x | head`) is
+/// not an error: the reader has what it wanted (`println!` would panic).
+pub fn print(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 /// Safe view of the `struct sysak_host` sysak passes to `run`.
 pub struct Host<'a> {
     raw: &'a abi::SysakHost,

@@ -11,6 +11,7 @@
 //! The walk is bounded (at most 100 000 cgroups, depth 32), so a runaway
 //! container host cannot make the tool itself a memory problem.
 
+use std::fmt::Write;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -204,6 +205,7 @@ fn run(host: &Host, args: Vec<String>) -> i32 {
         groups.truncate(opts.top);
     }
     let version = if hierarchy == Hierarchy::V2 { "v2" } else { "v1" };
+    let mut out = String::new();
     match host.format() {
         Format::Json => {
             let rows: Vec<String> = groups
@@ -216,17 +218,19 @@ fn run(host: &Host, args: Vec<String>) -> i32 {
                     )
                 })
                 .collect();
-            println!(
+            let _ = writeln!(
+                out,
                 "{{\"hierarchy\": \"{version}\", \"root\": {}, \"cgroups_seen\": {total}, \"truncated\": {truncated}, \"cgroups\": [\n  {}\n]}}",
                 json_string(&root.display().to_string()),
                 rows.join(",\n  ")
             );
         }
         Format::Table => {
-            println!("memory cgroups ({version}, {}): {total}", root.display());
-            println!("{:>10} {:>10} {:>10} {:>10} {:>10}  CGROUP", "USAGE(M)", "ANON(M)", "FILE(M)", "KERNEL(M)", "SLAB(M)");
+            let _ = writeln!(out, "memory cgroups ({version}, {}): {total}", root.display());
+            let _ = writeln!(out, "{:>10} {:>10} {:>10} {:>10} {:>10}  CGROUP", "USAGE(M)", "ANON(M)", "FILE(M)", "KERNEL(M)", "SLAB(M)");
             for g in &groups {
-                println!(
+                let _ = writeln!(
+                    out,
                     "{:>10} {:>10} {:>10} {:>10} {:>10}  {}",
                     mib(Some(g.usage_bytes)), mib(g.anon_bytes), mib(g.file_bytes),
                     mib(g.kernel_bytes), mib(g.slab_bytes), g.path
@@ -234,7 +238,13 @@ fn run(host: &Host, args: Vec<String>) -> i32 {
             }
         }
     }
-    0
+    match sysak_plugin::print(&out) {
+        Ok(()) => 0,
+        Err(e) => {
+            host.warn(&format!("writing the report: {e}"));
+            3
+        }
+    }
 }
 
 sysak_plugin::declare_plugin! {
