@@ -6,12 +6,15 @@
 //!   Works without /proc/kcore (this project's CI kernel has none).
 //! - [`elfcore::ElfCore`]: /proc/kcore, an ELF core whose PT_LOAD segments
 //!   carry kernel virtual addresses.
+//! - [`vmcore::Vmcore`]: an ELF dump of physical memory (QEMU, kdump), read
+//!   offline by walking the kernel's page tables.
 //!
 //! Reads fail per page: a hole or an unmapped page fails alone, and the
 //! caller decides what a missing page means.
 
 pub mod bpf;
 pub mod elfcore;
+pub mod vmcore;
 
 use std::fmt;
 

@@ -51,12 +51,19 @@ impl KernelAddresses {
         self.vmemmap + pfn * page_struct_size as u64
     }
 
+    /// Both bases from kallsyms data symbols (CONFIG_KALLSYMS_ALL and
+    /// CONFIG_RANDOMIZE_MEMORY: most distro kernels), read through `mem`.
+    pub fn from_symbols(mem: &dyn KernelMemory, symbols: &Kallsyms) -> Option<KernelAddresses> {
+        let by_symbol = |name: &str| symbols.address_of(name).and_then(|a| mem.read_u64(a).ok());
+        let (page_offset, vmemmap) = (by_symbol("page_offset_base")?, by_symbol("vmemmap_base")?);
+        Some(KernelAddresses { page_offset, vmemmap, source: "kallsyms page_offset_base, vmemmap_base".into() })
+    }
+
     /// Find both bases; `hint` is any direct-map address (e.g. the current
     /// task_struct), used when kallsyms has no data symbols.
     pub fn discover(mem: &dyn KernelMemory, symbols: &Kallsyms, procfs: &ProcFs, hint: Option<u64>) -> Result<KernelAddresses, String> {
-        let by_symbol = |name: &str| symbols.address_of(name).and_then(|a| mem.read_u64(a).ok());
-        if let (Some(page_offset), Some(vmemmap)) = (by_symbol("page_offset_base"), by_symbol("vmemmap_base")) {
-            return Ok(KernelAddresses { page_offset, vmemmap, source: "kallsyms page_offset_base, vmemmap_base".into() });
+        if let Some(found) = KernelAddresses::from_symbols(mem, symbols) {
+            return Ok(found);
         }
         let page_offset = probe_direct_map(mem, symbols, procfs, hint)?;
         let (vmemmap, how) = match read_vmcoreinfo(mem, procfs, page_offset) {

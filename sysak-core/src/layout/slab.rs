@@ -81,6 +81,11 @@ pub struct CacheLayout {
     pub random: Option<usize>,
     /// Red zone before each object (debug caches), when the field exists.
     pub red_left_pad: Option<usize>,
+    /// `slab_flags_t flags`.
+    pub flags: usize,
+    /// The SLAB_RECLAIM_ACCOUNT bit of `flags`: an enum bit since 6.9
+    /// (`_SLAB_RECLAIM_ACCOUNT` in BTF), 0x00020000 before.
+    pub reclaim_account: u64,
 }
 
 /// Everything the slab walk needs from BTF.
@@ -102,6 +107,8 @@ pub struct SlabLayout {
     pub frozen: Option<BitField>,
     /// Slab page test.
     pub mark: SlabMark,
+    /// Offset of `compound_head` in struct page (bit 0 set on tail pages).
+    pub compound_head: usize,
     /// kmem_cache offsets.
     pub cache: CacheLayout,
 }
@@ -150,6 +157,7 @@ impl SlabLayout {
             objects: BitField::from(holder, "objects")?,
             frozen: holder.has("frozen").then(|| BitField::from(holder, "frozen")).transpose()?,
             mark,
+            compound_head: page.offset("compound_head")?,
             cache: CacheLayout {
                 size: cache.offset("size")?,
                 object_size: cache.offset("object_size")?,
@@ -159,6 +167,8 @@ impl SlabLayout {
                 oo: cache.offset("oo")?,
                 random: cache.has("random").then(|| cache.offset("random")).transpose()?,
                 red_left_pad: cache.has("red_left_pad").then(|| cache.offset("red_left_pad")).transpose()?,
+                flags: cache.offset("flags")?,
+                reclaim_account: types.enum_value("_SLAB_RECLAIM_ACCOUNT").map(|bit| 1 << bit).unwrap_or(0x0002_0000),
             },
         })
     }

@@ -22,6 +22,8 @@ pub struct KmemCache {
     pub red_left_pad: u32,
     /// Slab order (a slab is PAGE << order bytes).
     pub order: u32,
+    /// SLAB_RECLAIM_ACCOUNT: objects are reclaimable (dentries, inodes).
+    pub reclaimable: bool,
 }
 
 /// Longest cache name read.
@@ -41,7 +43,7 @@ impl KmemCache {
     /// Read the cache at `address`, checking that it looks like one.
     pub fn read(mem: &dyn KernelMemory, layout: &SlabLayout, address: u64) -> Result<KmemCache, String> {
         let c = &layout.cache;
-        let span = [c.size, c.object_size, c.offset, c.name, c.list, c.oo, c.random.unwrap_or(0), c.red_left_pad.unwrap_or(0)]
+        let span = [c.size, c.object_size, c.offset, c.name, c.list, c.oo, c.flags, c.random.unwrap_or(0), c.red_left_pad.unwrap_or(0)]
             .into_iter()
             .max()
             .unwrap()
@@ -58,6 +60,7 @@ impl KmemCache {
             random: c.random.map(|r| u64_at(&b, r)).unwrap_or(0),
             red_left_pad: c.red_left_pad.map(|r| u32_at(&b, r)).unwrap_or(0),
             order: u32_at(&b, c.oo) >> 16,
+            reclaimable: u64_at(&b, c.flags) & c.reclaim_account != 0,
             name,
         };
         let plausible = !cache.name.is_empty()

@@ -86,6 +86,7 @@ mod tests {
             random,
             red_left_pad: 0,
             order: 0,
+            reclaimable: false,
         }
     }
 

@@ -70,6 +70,36 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
 }
 
+/// Slab head PFNs found by reading every struct page of `ranges` (PFN
+/// ranges `[start, end)`), for a dump, which has no /proc/kpageflags.
+pub fn slab_pfns_from_memmap(mem: &dyn KernelMemory, layout: &SlabLayout, addrs: &KernelAddresses, ranges: &[(u64, u64)]) -> Vec<u64> {
+    let mut pages = PageStructs::new(mem, addrs, layout.page_struct_size);
+    let mut pfns = Vec::new();
+    for &(start, end) in ranges {
+        for pfn in start..end {
+            let Some(page) = pages.get(pfn) else { continue };
+            if layout.mark.is_slab(page) && u64_at(page, layout.compound_head) & 1 == 0 {
+                pfns.push(pfn);
+            }
+        }
+    }
+    pfns
+}
+
+/// Objects in use per cache address (`inuse` of every slab), to rank
+/// caches where /proc/slabinfo is not available (a dump).
+pub fn objects_by_cache(mem: &dyn KernelMemory, layout: &SlabLayout, addrs: &KernelAddresses, pfns: &[u64]) -> std::collections::HashMap<u64, u64> {
+    let mut pages = PageStructs::new(mem, addrs, layout.page_struct_size);
+    let mut counts = std::collections::HashMap::new();
+    for &pfn in pfns {
+        let Some(page) = pages.get(pfn) else { continue };
+        if layout.mark.is_slab(page) {
+            *counts.entry(u64_at(page, layout.slab_cache)).or_default() += layout.inuse.get(page);
+        }
+    }
+    counts
+}
+
 /// The address of some cache, from the first slab page whose struct slab
 /// checks out: the entry point to the cache list, and a check that
 /// vmemmap and the layout are right.

@@ -12,6 +12,7 @@ pub const PAGE_ALLOCATOR: &[&str] = &[
     "alloc_pages",
     "get_free_page",
     "folio_alloc",
+    "vma_alloc_folio",
     "alloc_folio",
     "get_page_from_freelist",
     "post_alloc_hook",
@@ -26,8 +27,13 @@ pub const PAGE_ALLOCATOR: &[&str] = &[
 /// Frames between a tracepoint and the traced function.
 const TRACING: [&str; 5] = ["perf_trace", "trace_event_raw", "__traceiter", "perf_tp_event", "__do_trace"];
 
+/// Whether `function` starts, leading underscores aside, with one of the
+/// prefixes: `__alloc_pages_noprof` belongs to the page allocator, a
+/// module's `leakmod_alloc_pages_one` does not (a substring test would
+/// swallow it).
 fn is_internal(allocator: &[&str], function: &str) -> bool {
-    allocator.iter().chain(TRACING.iter()).any(|f| function.contains(f))
+    let name = function.trim_start_matches('_');
+    allocator.iter().chain(TRACING.iter()).any(|prefix| name.starts_with(prefix.trim_start_matches('_')))
 }
 
 /// Finds call sites, remembering which addresses are allocator frames.
@@ -37,7 +43,8 @@ pub struct CallSiteFinder {
 }
 
 impl CallSiteFinder {
-    /// Frames whose function name contains one of `allocator` are skipped.
+    /// Frames whose function name starts with one of the `allocator`
+    /// prefixes (leading underscores ignored) are skipped.
     pub fn new(allocator: &'static [&'static str]) -> CallSiteFinder {
         CallSiteFinder { allocator, is_internal: HashMap::new() }
     }

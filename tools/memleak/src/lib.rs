@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod check;
+mod offline;
 mod options;
 mod page;
 mod render;
@@ -119,6 +120,8 @@ pub fn command() -> Command {
                 .default_value("auto")
                 .help("Slab tracing: bpf keeps the outstanding set in the kernel; auto uses it where it can, else perf"),
         )
+        .arg(Arg::new("vmcore").long("vmcore").value_name("FILE").requires("kallsyms").help("Analyse an ELF memory dump offline (QEMU dump-guest-memory, kdump ELF): the scan only"))
+        .arg(Arg::new("kallsyms").long("kallsyms").value_name("FILE").requires("vmcore").help("The dumped kernel's /proc/kallsyms (with --vmcore)"))
         .arg(Arg::new("btf").long("btf").value_name("FILE").help("Kernel BTF for struct layouts [default: /sys/kernel/btf/vmlinux]"))
         .arg(Arg::new("abs-threshold").long("abs-threshold").value_name("SIZE").help("A category leaks at this size whatever MemTotal is [default: 6G]"))
         .arg(Arg::new("pct-threshold").long("pct-threshold").value_name("PCT").value_parser(value_parser!(f64)).help("... or above this % of MemTotal [default: 10]"))
@@ -141,6 +144,14 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
     let procfs = ProcFs::default();
     let format = Format::from_matches(matches);
     let lang = sysak_core::i18n::Lang::resolve(matches, context.config);
+    if let (Some(vmcore), Some(kallsyms)) = (matches.get_one::<String>("vmcore"), matches.get_one::<String>("kallsyms")) {
+        let report = offline::run(&options, std::path::Path::new(vmcore), std::path::Path::new(kallsyms))?;
+        match format {
+            Format::Json => output::print_json(&report)?,
+            Format::Table => output::print_text(&render::trace(&report, lang))?,
+        }
+        return Ok(if report.scan.similar_objects.unwrap_or(0) > 0 { Outcome::Found } else { Outcome::Clean });
+    }
     let kind = match options.trace_type.as_deref() {
         Some("slab") => Kind::Slab,
         Some("page") => Kind::Page,

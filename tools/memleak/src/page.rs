@@ -147,10 +147,10 @@ mod tests {
     #[test]
     fn allocator_frames_are_recognised() {
         let finder = CallSiteFinder::new(PAGE_ALLOCATOR);
-        for f in ["__alloc_pages_noprof", "alloc_pages_mpol", "get_page_from_freelist", "__folio_alloc_noprof", "perf_trace_mm_page_alloc"] {
+        for f in ["__alloc_pages_noprof", "alloc_pages_mpol", "get_page_from_freelist", "__folio_alloc_noprof", "perf_trace_mm_page_alloc", "vma_alloc_folio_noprof", "__traceiter_mm_page_alloc", "rmqueue_bulk"] {
             assert!(finder.is_internal_name(f), "{f}");
         }
-        for f in ["anon_pipe_write", "load_msg", "bond_init"] {
+        for f in ["anon_pipe_write", "load_msg", "bond_init", "leakmod_alloc_pages_one"] {
             assert!(!finder.is_internal_name(f), "{f}");
         }
     }

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
+use sysak_core::kmem::vmcore::Vmcore;
 use sysak_core::kmem::{self, BackendChoice, KernelMemory};
 use sysak_core::layout::{KernelAddresses, KernelTypes, SlabLayout};
 use sysak_core::procfs::ProcFs;
@@ -65,6 +66,41 @@ impl Scanner {
             None => caches::list_caches(mem.as_ref(), &layout, any.address, image)?,
         };
         Ok(Scanner { mem, types, layout, addrs, pfns: Vec::new(), caches })
+    }
+
+    /// A memory dump, offline: kallsyms of the dumped kernel must have
+    /// `page_offset_base` and `vmemmap_base` (CONFIG_KALLSYMS_ALL, as distro
+    /// kernels do), or VMCOREINFO `SYMBOL(vmemmap)` with an unrandomised
+    /// direct map. Slab pages are found by reading the whole memory map.
+    pub fn open_offline(vmcore: &Path, btf: &Path, symbols: &Kallsyms) -> Result<Scanner, String> {
+        let core = Vmcore::open(vmcore)?;
+        let types = KernelTypes::load(btf).map_err(|e| e.to_string())?;
+        let layout = SlabLayout::from_btf(&types).map_err(|e| e.to_string())?;
+        let addrs = match KernelAddresses::from_symbols(&core, symbols) {
+            Some(found) => found,
+            None => KernelAddresses {
+                page_offset: 0xffff_8880_0000_0000,
+                vmemmap: core.info.symbol("vmemmap").ok_or("kallsyms has no page_offset_base/vmemmap_base and VMCOREINFO no vmemmap")?,
+                source: "VMCOREINFO SYMBOL(vmemmap) and the unrandomised direct map".into(),
+            },
+        };
+        let pfns = walk::slab_pfns_from_memmap(&core, &layout, &addrs, &core.pfn_ranges());
+        let any = walk::any_cache(&core, &layout, &addrs, &pfns)?;
+        let image = symbols.address_of("_text").ok_or("kallsyms has no _text")?;
+        let caches = caches::list_caches(&core, &layout, any.address, image)?;
+        Ok(Scanner { mem: Box::new(core), types, layout, addrs, pfns, caches })
+    }
+
+    /// The unreclaimable cache with the most objects in use, and why.
+    pub fn biggest_unreclaimable(&self) -> Result<(&KmemCache, String), String> {
+        let counts = walk::objects_by_cache(self.mem.as_ref(), &self.layout, &self.addrs, &self.pfns);
+        let candidates: Vec<&KmemCache> = self.caches.iter().filter(|c| !c.reclaimable).collect();
+        let best = candidates
+            .iter()
+            .max_by_key(|c| counts.get(&c.address).copied().unwrap_or(0))
+            .ok_or("no unreclaimable cache in the dump")?;
+        let n = counts.get(&best.address).copied().unwrap_or(0);
+        Ok((best, format!("the unreclaimable cache with the most objects in the dump: {n} in use, of {} unreclaimable caches", candidates.len())))
     }
 
     /// The kernel's BTF.
