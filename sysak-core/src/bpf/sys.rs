@@ -18,7 +18,7 @@ impl BpfError {
         let err = std::io::Error::last_os_error();
         let hint = match err.raw_os_error() {
             Some(libc::EPERM | libc::EACCES) => {
-                " (needs root with CAP_BPF and CAP_PERFMON; kernel lockdown or kernel.unprivileged_bpf_disabled may forbid it)"
+                " (needs root with CAP_BPF and CAP_PERFMON, and before 5.11 a high enough RLIMIT_MEMLOCK; kernel lockdown may forbid it)"
             }
             Some(libc::ENOSYS) => " (this kernel was built without CONFIG_BPF_SYSCALL)",
             Some(libc::EINVAL) => " (this kernel does not support it)",
@@ -49,6 +49,19 @@ fn fd_from(ret: libc::c_long, what: &str) -> Result<OwnedFd, BpfError> {
     }
     // SAFETY: the kernel returned a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
+}
+
+/// Before 5.11 the kernel charges BPF maps and programs to RLIMIT_MEMLOCK
+/// (64 KiB by default): creating them fails with EPERM even as root.
+/// Lift the limit once, as libbpf does; from 5.11 memory cgroups account
+/// BPF memory and this changes nothing.
+fn raise_memlock_limit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+        // SAFETY: plain syscall on a valid struct; failure leaves the limit as it was.
+        unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+    });
 }
 
 fn name16(name: &str) -> [u8; 16] {
@@ -131,6 +144,7 @@ impl Map {
         max_entries: u32,
         flags: u32,
     ) -> Result<Map, BpfError> {
+        raise_memlock_limit();
         let mut attr = MapCreateAttr {
             map_type: map_type as u32,
             key_size,
