@@ -24,7 +24,7 @@ fn frag_follows_buddyinfo() {
         assert!(!z["by_migratetype"].as_array().unwrap().is_empty(), "pagetypeinfo is readable as root: {z}");
     }
     assert_eq!(doc["fragmented"].as_bool().unwrap(), out.status.code() == Some(1));
-    assert_eq!(doc["page_block_order"].as_u64().is_some(), true);
+    assert!(doc["page_block_order"].as_u64().is_some());
 }
 
 const PIPES: usize = 32;

@@ -65,7 +65,7 @@ impl Vmcore {
         let mut info = None;
         for p in phdrs {
             let (offset, size) = (p.p_offset(endian), p.p_filesz(endian));
-            if offset.checked_add(size).is_none_or(|end| end > length) {
+            if offset.checked_add(size).map_or(true, |end| end > length) {
                 return Err(format!("{name}: truncated: a segment ends at {} of {length} bytes", offset.saturating_add(size)));
             }
             match p.p_type(endian) {

@@ -38,6 +38,19 @@ fn os_error(what: &str) -> PerfError {
     PerfError(format!("{what}: {err}{hint}"))
 }
 
+/// Memory for all ring buffers of a tracer together: bursts of samples (a
+/// page sample with a 32-frame callchain is ~300 bytes) must fit between two
+/// 100 ms drains, yet a 256-CPU host must not spend a gigabyte on rings.
+pub const RING_BUDGET_BYTES: usize = 64 << 20;
+
+/// Pages per CPU ring: [`RING_BUDGET_BYTES`] shared by the online CPUs, a
+/// power of two between 64 pages (256 KiB) and 1024 pages (4 MiB).
+pub fn ring_pages() -> usize {
+    let cpus = online_cpus().map(|c| c.len()).unwrap_or(1).max(1);
+    let pages = (RING_BUDGET_BYTES / cpus / crate::procfs::page_size() as usize).clamp(64, 1024);
+    1 << (usize::BITS - 1 - pages.leading_zeros())
+}
+
 /// One sample, borrowed from the ring (or a scratch copy when it wrapped).
 #[derive(Debug, Clone, Copy)]
 pub struct Sample<'a> {

@@ -173,7 +173,7 @@ impl EventFormat {
     }
 }
 
-/// `field:unsigned long call_site;	offset:8;	size:8;	signed:0;`
+/// `field:unsigned long call_site;<TAB>offset:8;<TAB>size:8;<TAB>signed:0;`
 fn parse_field(line: &str) -> Option<Field> {
     let mut decl = None;
     let (mut offset, mut size, mut signed) = (None, None, false);

@@ -11,6 +11,7 @@
 //!   memory scanner). 5.10's prototype has no cache argument: perf is used;
 //! - frees: `kfree` and `kmem_cache_free`, `ptr` is argument 1 on every
 //!   kernel since 2.6.
+//!
 //! `-n all` is left to perf (6.x kmem_cache_alloc carries no size).
 
 use sysak_core::layout::{ArgType, KernelTypes};

@@ -24,19 +24,6 @@ use crate::page::{self, PageTracer};
 use crate::slab::{self, SlabTarget, SlabTracer};
 use sysak_core::trace::window::{self, Progress};
 
-/// Memory for all perf ring buffers together: bursts of samples (a page
-/// sample with a 32-frame callchain is ~300 bytes) must fit between two
-/// 100 ms drains, yet a 256-CPU host must not spend a gigabyte on rings.
-const RING_BUDGET_BYTES: usize = 64 << 20;
-
-/// Pages per CPU ring: the budget shared by the online CPUs, a power of two
-/// between 64 pages (256 KiB) and 1024 pages (4 MiB).
-pub fn ring_pages() -> usize {
-    let cpus = sysak_core::trace::perf::online_cpus().map(|c| c.len()).unwrap_or(1).max(1);
-    let page = crate::check::page_size() as usize;
-    let pages = (RING_BUDGET_BYTES / cpus / page).clamp(64, 1024);
-    1 << (usize::BITS - 1 - pages.leading_zeros())
-}
 /// Distinct stacks kept with -s.
 const MAX_STACKS: usize = 65_536;
 
@@ -49,6 +36,21 @@ struct Traced {
     lost_events: u64,
     untracked: u64,
     dropped_stacks: u64,
+}
+
+impl Traced {
+    /// A window traced in the kernel: a skipped program run (recursion) may
+    /// have been a free, a failed insert an allocation.
+    fn in_kernel(run: in_kernel::InKernelRun) -> Traced {
+        Traced {
+            outcome: run.outcome,
+            tracer: "bpf",
+            tracer_note: None,
+            lost_events: run.stats.recursion_misses,
+            untracked: run.stats.insert_failures,
+            dropped_stacks: run.stats.stack_failures,
+        }
+    }
 }
 
 /// `-t slab`.
@@ -66,15 +68,7 @@ pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
     let label = format!("sysak memleak: slab {}", target.name());
     let traced = match in_kernel_tracer(options, &target, scanner.as_ref().ok()) {
         Ok(tracer) => {
-            let run = in_kernel::run(tracer, options.window, &label, &mut outstanding, &mut stacks)?;
-            Traced {
-                outcome: run.outcome,
-                tracer: "bpf",
-                tracer_note: None,
-                lost_events: run.stats.recursion_misses,
-                untracked: run.stats.insert_failures,
-                dropped_stacks: run.stats.stack_failures,
-            }
+            Traced::in_kernel(in_kernel::run(tracer, options.window, &label, &mut outstanding, &mut stacks)?)
         }
         Err(why) if options.tracer == TracerChoice::Bpf => {
             return Err(EnvironmentError(format!("--tracer bpf: {why}")).into());
@@ -134,7 +128,7 @@ fn trace_slab_with_perf(
     stacks: &mut Stacks,
 ) -> anyhow::Result<Traced> {
     let tracefs = Tracefs::open()?;
-    let mut traced = SlabTracer::open(&tracefs, target, options.stacks, ring_pages())?;
+    let mut traced = SlabTracer::open(&tracefs, target, options.stacks, sysak_core::trace::perf::ring_pages())?;
     let keep_stacks = options.stacks;
     let SlabTracer { tracer, events } = &mut traced;
     let outcome = window::run(tracer, &events.allocs, &events.frees, options.window, label, |event| match event {
@@ -163,14 +157,7 @@ pub fn page(options: &Options) -> anyhow::Result<TraceReport> {
         Ok(tracer) => {
             let run = in_kernel::run(tracer, options.window, label, &mut outstanding, &mut stacks)?;
             page::call_sites_from_stacks(&mut outstanding, &stacks, &symbols);
-            Traced {
-                outcome: run.outcome,
-                tracer: "bpf",
-                tracer_note: None,
-                lost_events: run.stats.recursion_misses,
-                untracked: run.stats.insert_failures,
-                dropped_stacks: run.stats.stack_failures,
-            }
+            Traced::in_kernel(run)
         }
         Err(why) if options.tracer == TracerChoice::Bpf => return Err(EnvironmentError(format!("--tracer bpf: {why}")).into()),
         Err(why) => {
@@ -197,7 +184,7 @@ fn trace_pages_with_perf(
     stacks: &mut Stacks,
 ) -> anyhow::Result<Traced> {
     let tracefs = Tracefs::open()?;
-    let mut traced = PageTracer::open(&tracefs, ring_pages(), crate::check::page_size())?;
+    let mut traced = PageTracer::open(&tracefs, sysak_core::trace::perf::ring_pages(), crate::check::page_size())?;
     let keep_stacks = options.stacks;
     let PageTracer { tracer, events } = &mut traced;
     let (allocs, frees) = (events.allocs.clone(), events.frees.clone());
@@ -271,7 +258,7 @@ pub fn vmalloc(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport
     let page_size = crate::check::page_size();
     let before = vmalloc::snapshot(procfs, page_size)?;
     let traced = match Tracefs::open() {
-        Ok(tracefs) => VmapTracer::open(&tracefs, ring_pages())?,
+        Ok(tracefs) => VmapTracer::open(&tracefs, sysak_core::trace::perf::ring_pages())?,
         Err(_) => None,
     };
     let label = "sysak memleak: vmalloc";

@@ -9,6 +9,7 @@
 //!   histogram (the window ends with a free-only phase, `-r`);
 //! - `--frag`: free blocks per zone, order and migratetype, the kernel's
 //!   unusable free space index, and a verdict ([`frag`]).
+//!
 //! Where the kernel has /proc/allocinfo (6.10+, memory allocation
 //! profiling), its per-site totals are shown as the precise source.
 

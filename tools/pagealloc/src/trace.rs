@@ -25,8 +25,6 @@ const MAX_SITES: usize = 65_536;
 const MAX_STACKS: usize = 65_536;
 /// Distinct gfp values kept.
 const MAX_GFP: usize = 4096;
-/// Ring budget shared by the CPUs (as memleak).
-const RING_BUDGET_BYTES: usize = 64 << 20;
 /// Age histogram bucket upper bounds, seconds.
 const AGE_BUCKETS: [f64; 5] = [1.0, 10.0, 60.0, 600.0, f64::INFINITY];
 
@@ -179,12 +177,6 @@ struct Totals {
     pages_freed: u64,
 }
 
-fn ring_pages() -> usize {
-    let cpus = sysak_core::trace::perf::online_cpus().map(|c| c.len()).unwrap_or(1).max(1);
-    let pages = (RING_BUDGET_BYTES / cpus / sysak_core::procfs::page_size() as usize).clamp(64, 1024);
-    1 << (usize::BITS - 1 - pages.leading_zeros())
-}
-
 /// Trace a window.
 pub fn run(options: &TraceOptions, label: &str) -> anyhow::Result<TraceReport> {
     let tracefs = Tracefs::open()?;
@@ -193,7 +185,7 @@ pub fn run(options: &TraceOptions, label: &str) -> anyhow::Result<TraceReport> {
     }
     let symbols = Kallsyms::load(Path::new("/proc"))?;
     let page_size = sysak_core::procfs::page_size();
-    let mut tracer = PerfTracer::new(ring_pages())?;
+    let mut tracer = PerfTracer::new(sysak_core::trace::perf::ring_pages())?;
     let alloc = tracefs.event_format("kmem", "mm_page_alloc")?;
     let allocs: Vec<EventHandle> = vec![tracer.add(&alloc, None, true)?];
     let mut fields = Fields {
