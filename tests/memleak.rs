@@ -219,18 +219,6 @@ fn unknown_cache_lists_the_valid_ones() {
 
 /// tracefs as the host sees it: set_event and the kmem filters, read in a
 /// private mount namespace when tracefs is not mounted on the host.
-fn host_tracefs_state() -> String {
-    let script = "T=/sys/kernel/tracing; grep -q ' tracefs ' /proc/mounts || mount -t tracefs nodev $T; \
-                  echo set_event:; cat $T/set_event; echo filters:; grep -v '^none$' $T/events/kmem/*/filter; \
-                  echo instances:; ls $T/instances; true";
-    let out = std::process::Command::new("unshare").args(["-m", "sh", "-c", script]).output().unwrap();
-    stdout(&out)
-}
-
-fn host_mounts_tracefs() -> bool {
-    std::fs::read_to_string("/proc/self/mounts").unwrap().lines().any(|l| l.split_whitespace().nth(2) == Some("tracefs"))
-}
-
 #[test]
 fn sigint_ends_the_window_with_a_partial_report() {
     let _lock = kernel_lock();

@@ -85,3 +85,21 @@ fn sigint_reports_what_it_has() {
     assert_eq!(doc["interrupted"], true);
     assert!(doc["outstanding"].as_array().unwrap().iter().any(|s| s["function"].as_str().unwrap().contains("pipe_write")), "{doc}");
 }
+
+/// SIGKILL mid-window leaves no enabled events, filters or instances.
+#[test]
+fn sigkill_leaves_no_kernel_state() {
+    let _lock = kernel_lock();
+    let before = host_tracefs_state();
+    let mounted_before = host_mounts_tracefs();
+    let scratch = Scratch::new("pagealloc-kill");
+    let mut command = sysak(&scratch, &[]);
+    command.args(["pagealloc", "-i", "60", "-s"]);
+    let child = start_window(command);
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", child.id())).unwrap().count();
+    assert!(fds > 4, "expected perf descriptors, saw {fds} fds");
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.finish();
+    assert_eq!(host_tracefs_state(), before, "tracefs state changed");
+    assert_eq!(host_mounts_tracefs(), mounted_before, "tracefs mount leaked into the host namespace");
+}

@@ -145,6 +145,21 @@ pub fn run_as_nobody(cmd: &Command, args: &[&str]) -> Output {
         .expect("setpriv (util-linux)")
 }
 
+/// The host's tracefs state (enabled events, kmem filters, instances),
+/// read in a private mount namespace so reading it changes nothing.
+pub fn host_tracefs_state() -> String {
+    let script = "T=/sys/kernel/tracing; grep -q ' tracefs ' /proc/mounts || mount -t tracefs nodev $T; \
+                  echo set_event:; cat $T/set_event; echo filters:; grep -v '^none$' $T/events/kmem/*/filter; \
+                  echo instances:; ls $T/instances; true";
+    let out = std::process::Command::new("unshare").args(["-m", "sh", "-c", script]).output().unwrap();
+    stdout(&out)
+}
+
+/// Whether the host namespace has tracefs mounted.
+pub fn host_mounts_tracefs() -> bool {
+    std::fs::read_to_string("/proc/self/mounts").unwrap().lines().any(|l| l.split_whitespace().nth(2) == Some("tracefs"))
+}
+
 /// A sysak run whose trace window has begun.
 pub struct Running {
     child: std::process::Child,

@@ -37,6 +37,16 @@ pub struct ScanOptions {
     pub percent: u32,
 }
 
+/// The scan knows x86_64's memory map (direct map, vmemmap, page tables);
+/// elsewhere it says so instead of guessing.
+fn supported_architecture() -> Result<(), String> {
+    if cfg!(target_arch = "x86_64") {
+        Ok(())
+    } else {
+        Err(format!("the memory scan supports x86_64 only, not {}", std::env::consts::ARCH))
+    }
+}
+
 /// Kernel memory, opened and understood.
 pub struct Scanner {
     mem: Box<dyn KernelMemory>,
@@ -51,6 +61,7 @@ impl Scanner {
     /// Open the backend and find everything a slab walk needs. The error is
     /// the one-line reason the report shows as "unavailable".
     pub fn open(options: &ScanOptions, symbols: &Kallsyms, procfs: &ProcFs, proc_root: &Path) -> Result<Scanner, String> {
+        supported_architecture()?;
         let mem = kmem::open(options.backend, proc_root)?;
         let types = KernelTypes::load(&options.btf).map_err(|e| e.to_string())?;
         let layout = SlabLayout::from_btf(&types).map_err(|e| e.to_string())?;
@@ -73,6 +84,7 @@ impl Scanner {
     /// kernels do), or VMCOREINFO `SYMBOL(vmemmap)` with an unrandomised
     /// direct map. Slab pages are found by reading the whole memory map.
     pub fn open_offline(vmcore: &Path, btf: &Path, symbols: &Kallsyms) -> Result<Scanner, String> {
+        supported_architecture()?;
         let core = Vmcore::open(vmcore)?;
         let types = KernelTypes::load(btf).map_err(|e| e.to_string())?;
         let layout = SlabLayout::from_btf(&types).map_err(|e| e.to_string())?;
