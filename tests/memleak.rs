@@ -187,6 +187,7 @@ fn scan_marks_the_leaked_objects_by_content() {
     assert!(count >= (LEAKED + OTHER) as u64 * 98 / 100, "count {count}: {doc}");
     assert!(marked >= LEAKED as u64 * 98 / 100 && marked <= LEAKED as u64, "marked {marked} of {LEAKED} leaked, {count} outstanding: {doc}");
     assert_eq!(doc["leak_function"], top["function"]);
+    assert_eq!(doc["confidence"]["level"], "high", "{doc}");
 }
 
 /// Where /proc/kcore does not exist (this kernel), asking for it says so in

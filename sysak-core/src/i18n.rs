@@ -46,6 +46,7 @@ const ZH: &[(&str, &str)] = &[
     ("over threshold", "超过阈值"),
     ("stack of", "调用栈"),
     ("warning", "警告"),
+    ("confidence", "可信度"),
 ];
 
 impl Lang {

@@ -43,6 +43,7 @@ pub fn run(options: &Options, vmcore: &Path, kallsyms: &Path) -> anyhow::Result<
         scan: scan::section("vmcore", cluster.as_ref(), &stats, 0, &symbols),
         leak_function: None,
         leak_function_note: Some("offline: nothing is traced, so nothing is marked; the cluster and its representative are the evidence".into()),
+        confidence: None,
     })
 }
 

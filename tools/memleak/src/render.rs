@@ -125,6 +125,9 @@ pub fn trace(r: &TraceReport, lang: Lang) -> String {
         (None, Some(why)) => writeln!(out, "{}: {} ({why})", l("leak function"), l("none")),
         (None, None) => writeln!(out, "{}: {}", l("leak function"), l("none")),
     };
+    if let Some(c) = &r.confidence {
+        let _ = writeln!(out, "{}: {}", l("confidence"), c.summary);
+    }
     let mut warnings = Vec::new();
     if r.lost_events > 0 {
         warnings.push(format!("{} events lost (ring buffers full): counts may be off", r.lost_events));

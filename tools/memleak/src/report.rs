@@ -109,4 +109,62 @@ pub struct TraceReport {
     /// Why `leak_function` is null.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leak_function_note: Option<String>,
+    /// How sure the leak function is (with a leak function only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<Confidence>,
+}
+
+/// How sure `leak_function` is, from the figures behind it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Confidence {
+    /// "high", "medium" or "low".
+    pub level: &'static str,
+    /// Of the leak function's outstanding allocations, the share marked.
+    pub marked_share: f64,
+    /// Of all marked allocations, the share at the leak function.
+    pub leak_function_share: f64,
+    /// Of the objects scanned in the cache, the share in the largest cluster.
+    pub cluster_share: f64,
+    /// The same in one sentence.
+    pub summary: String,
+}
+
+impl Confidence {
+    /// high: ≥ 90 % of the function's allocations marked, ≥ 90 % of all
+    /// marks at it, and nothing lost; medium: ≥ 50 % of both; else low.
+    pub fn judge(marked: u64, count: u64, all_marks: u64, similar: u64, scanned: u64, lost: u64) -> Confidence {
+        let share = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let (marked_share, leak_function_share, cluster_share) = (share(marked, count), share(marked, all_marks), share(similar, scanned));
+        let level = match (marked_share, leak_function_share) {
+            (m, f) if m >= 0.9 && f >= 0.9 && lost == 0 => "high",
+            (m, f) if m >= 0.5 && f >= 0.5 => "medium",
+            _ => "low",
+        };
+        let lost_text = if lost == 0 { "no events lost".to_string() } else { format!("{lost} events lost") };
+        let summary = format!(
+            "{level}: {:.0}% of its outstanding allocations look like the largest cluster ({:.0}% of the cache's objects), it holds {:.0}% of all marks, {lost_text}",
+            marked_share * 100.0,
+            cluster_share * 100.0,
+            leak_function_share * 100.0
+        );
+        Confidence { level, marked_share, leak_function_share, cluster_share, summary }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Confidence;
+
+    #[test]
+    fn confidence_levels() {
+        assert_eq!(Confidence::judge(980, 1000, 1000, 5000, 7000, 0).level, "high");
+        // Lost events cap it: a skipped free may have been one of them.
+        assert_eq!(Confidence::judge(980, 1000, 1000, 5000, 7000, 3).level, "medium");
+        // Marks spread over call sites.
+        assert_eq!(Confidence::judge(600, 1000, 1100, 5000, 7000, 0).level, "medium");
+        assert_eq!(Confidence::judge(100, 1000, 150, 5000, 7000, 0).level, "low");
+        let c = Confidence::judge(0, 0, 0, 0, 0, 0);
+        assert_eq!((c.level, c.marked_share), ("low", 0.0));
+        assert!(Confidence::judge(980, 1000, 1000, 5000, 10000, 0).summary.starts_with("high: 98% of its outstanding allocations look like the largest cluster (50% of the cache's objects)"));
+    }
 }

@@ -18,7 +18,7 @@ use sysak_core::trace::in_kernel;
 use crate::vmalloc;
 use crate::vmap::VmapTracer;
 use sysak_core::trace::outstanding::{Outstanding, Stacks};
-use crate::report::{CallSite, Scan, TraceReport};
+use crate::report::{CallSite, Confidence, Scan, TraceReport};
 use crate::scan::{self, Scanner};
 use crate::page::{self, PageTracer};
 use crate::slab::{self, SlabTarget, SlabTracer};
@@ -91,6 +91,16 @@ pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
     let mut report = build_report(Kind::Slab, &outstanding, &stacks, &symbols, &traced, options, 1, &marks);
     if scan.backend.is_none() {
         report.leak_function_note = Some("nothing can be marked without the memory scan".into());
+    }
+    if let Some(site) = report.callsites.iter().find(|c| Some(&c.function) == report.leak_function.as_ref()) {
+        report.confidence = Some(Confidence::judge(
+            site.marked,
+            site.count,
+            marks.values().sum(),
+            scan.similar_objects.unwrap_or(0),
+            scan.scanned_objects.unwrap_or(0),
+            report.lost_events,
+        ));
     }
     report.scan = scan;
     report.cache = cache;
@@ -337,5 +347,6 @@ fn build_report(
         scan: Scan::default(),
         leak_function,
         leak_function_note,
+        confidence: None,
     }
 }

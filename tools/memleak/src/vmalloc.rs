@@ -78,6 +78,7 @@ pub fn report(before: &HashMap<String, CallerTotal>, after: &HashMap<String, Cal
         scan: Scan { unavailable: Some("the similarity scan applies to slab objects, not vmalloc areas".into()), ..Scan::default() },
         leak_function: None,
         leak_function_note: None,
+        confidence: None,
     }
 }
 
