@@ -187,7 +187,10 @@ fn scan_marks_the_leaked_objects_by_content() {
     assert!(count >= (LEAKED + OTHER) as u64 * 98 / 100, "count {count}: {doc}");
     assert!(marked >= LEAKED as u64 * 98 / 100 && marked <= LEAKED as u64, "marked {marked} of {LEAKED} leaked, {count} outstanding: {doc}");
     assert_eq!(doc["leak_function"], top["function"]);
-    assert_eq!(doc["confidence"]["level"], "high", "{doc}");
+    // A third of load_msg's outstanding allocations are the random ones: all
+    // marks are there, but only two thirds of its allocations look alike.
+    assert_eq!(doc["confidence"]["level"], "medium", "{doc}");
+    assert_eq!(doc["confidence"]["leak_function_share"], 1.0, "{doc}");
 }
 
 /// Where /proc/kcore does not exist (this kernel), asking for it says so in
