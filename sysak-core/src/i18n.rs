@@ -92,6 +92,23 @@ impl Lang {
     }
 }
 
+/// Columns a string takes in a terminal: CJK ideographs, fullwidth forms
+/// and their punctuation take two (East Asian Wide/Fullwidth), the rest one.
+pub fn display_width(text: &str) -> usize {
+    text.chars()
+        .map(|c| match c as u32 {
+            0x1100..=0x115f | 0x2e80..=0x303e | 0x3041..=0x33ff | 0x3400..=0x4dbf | 0x4e00..=0x9fff | 0xa000..=0xa4cf
+            | 0xac00..=0xd7a3 | 0xf900..=0xfaff | 0xfe30..=0xfe4f | 0xff00..=0xff60 | 0xffe0..=0xffe6 => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
+/// `text` left-aligned in `width` terminal columns.
+pub fn pad(text: &str, width: usize) -> String {
+    format!("{text}{}", " ".repeat(width.saturating_sub(display_width(text))))
+}
+
 /// The `--lang en|zh` argument.
 pub fn lang_arg() -> Arg {
     Arg::new("lang")
@@ -116,5 +133,7 @@ mod tests {
         assert_eq!(Lang::Zh.label("leak function"), "泄漏函数");
         assert_eq!(Lang::En.label("marked"), "marked");
         assert_eq!(Lang::Zh.label("no such label"), "no such label");
+        assert_eq!(display_width("slab（不可回收）"), 4 + 2 * 6);
+        assert_eq!(pad("页面分配", 10), "页面分配  ");
     }
 }

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use sysak_core::output::human_bytes;
 
-use sysak_core::i18n::Lang;
+use sysak_core::i18n::{pad, Lang};
 
 use crate::check::{CheckReport, Kind, Verdict};
 use crate::report::TraceReport;
@@ -14,14 +14,14 @@ pub fn check(r: &CheckReport, lang: Lang) -> String {
     let l = |en| lang.label(en);
     let mut out = String::new();
     let pct = |b: u64| if r.mem_total == 0 { 0.0 } else { 100.0 * b as f64 / r.mem_total as f64 };
-    let _ = writeln!(out, "{:<22} {:>10}", "MemTotal", human_bytes(r.mem_total));
+    let _ = writeln!(out, "{} {:>10}", pad("MemTotal", 22), human_bytes(r.mem_total));
     for (label, kind, bytes) in [
         (l("slab (unreclaimable)"), Kind::Slab, r.slab_unreclaimable),
         ("vmalloc", Kind::Vmalloc, r.vmalloc),
         (l("alloc pages"), Kind::Page, r.alloc_pages),
     ] {
         let flag = if r.over_threshold.contains(&kind) { format!("  {}", l("over threshold")) } else { String::new() };
-        let _ = writeln!(out, "{label:<22} {:>10} {:>6.1}%{flag}", human_bytes(bytes), pct(bytes));
+        let _ = writeln!(out, "{} {:>10} {:>6.1}%{flag}", pad(label, 22), human_bytes(bytes), pct(bytes));
     }
     if let Some(trend) = &r.trend {
         let _ = writeln!(out, "\ntrend over {:.0} s ({} samples, least squares):", trend.window_s, trend.samples);
