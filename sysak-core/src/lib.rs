@@ -9,7 +9,7 @@
 //! - [`procfs`]: typed readers for `/proc` and `/sys` files.
 //! - [`output`]: `--format table|json` and rendering helpers.
 //! - [`plugin`]: plugin discovery, trust checks and loading (C ABI).
-//! - [`config`]: `/etc/sysak/sysak.toml`.
+//! - [`config`]: the site configuration, /etc/sysak/sysak.toml.
 //! - [`i18n`]: table labels in English or Chinese.
 //! - [`symbols`]: kallsyms, rendering addresses as `func+0x7c/0x200 [module]`.
 //! - [`trace`]: tracepoint formats and perf sampling on every CPU.

@@ -111,7 +111,7 @@ impl ClusterSketch {
     /// The strongest candidates, for exact counting.
     pub fn finalists(&self) -> Vec<Representative> {
         let mut c = self.candidates.clone();
-        c.sort_by(|a, b| b.1.cmp(&a.1));
+        c.sort_by_key(|c| std::cmp::Reverse(c.1));
         c.into_iter().take(FINALISTS).map(|(rep, _)| rep).collect()
     }
 }

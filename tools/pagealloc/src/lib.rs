@@ -131,7 +131,7 @@ fn run(matches: &ArgMatches, _context: &tool::Context) -> anyhow::Result<Outcome
     };
     let report = trace::run(&options, "sysak pagealloc")?;
     let allocinfo = procfs.read_allocinfo().ok().flatten().map(|mut sites| {
-        sites.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+        sites.sort_by_key(|s| std::cmp::Reverse(s.bytes));
         sites.truncate(options.top);
         sites
     });

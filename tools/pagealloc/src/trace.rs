@@ -307,7 +307,7 @@ fn report(
         .collect();
     let mut by_migratetype: Vec<MigrateRate> =
         totals.by_migratetype.iter().map(|(mt, pages)| MigrateRate { migratetype: migratetype_name(*mt), pages: *pages }).collect();
-    by_migratetype.sort_by(|a, b| b.pages.cmp(&a.pages));
+    by_migratetype.sort_by_key(|m| std::cmp::Reverse(m.pages));
     let mut by_gfp: Vec<GfpRate> =
         totals.by_gfp.iter().map(|(g, (n, p))| GfpRate { gfp_flags: format!("{g:#x}"), allocations: *n, pages: *p }).collect();
     by_gfp.sort_by(|a, b| b.allocations.cmp(&a.allocations).then(a.gfp_flags.cmp(&b.gfp_flags)));
