@@ -77,7 +77,7 @@ fn run_builtin(tool: &Tool, args: &[String], config: &Config) -> u8 {
             return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
         }
     };
-    if let Err(e) = tool.needs.check(tool.name) {
+    if let Err(e) = tool.needs.check_for(tool.name, &matches) {
         eprintln!("sysak {}: {e}", tool.name);
         return EXIT_ENVIRONMENT;
     }

@@ -402,3 +402,27 @@ fn vmalloc_trace_ranks_the_growing_caller_first() {
         assert!(site["stack"].as_array().unwrap().iter().any(|f| f.as_str().unwrap().starts_with("array_map_alloc+")), "{site}");
     }
 }
+
+/// Offline analysis reads files, not this host: it needs no root, and a
+/// file that is not a dump is refused by name.
+#[test]
+fn offline_mode_needs_no_root_and_refuses_non_dumps() {
+    let scratch = Scratch::new("offline");
+    let kallsyms = scratch.path().join("kallsyms");
+    std::fs::copy("/proc/kallsyms", &kallsyms).unwrap();
+    let not_a_dump = scratch.path().join("not-a-dump");
+    std::fs::write(&not_a_dump, b"\x7fELF but not really").unwrap();
+    for f in [&kallsyms, &not_a_dump] {
+        std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    }
+    let base = sysak(&scratch, &[]);
+    let (dump, syms) = (not_a_dump.to_str().unwrap(), kallsyms.to_str().unwrap());
+    let out = run_as_nobody(&base, &["memleak", "--vmcore", dump, "--kallsyms", syms, "-n", "kmalloc-64"]);
+    let err = stderr(&out);
+    assert!(!err.contains("needs root"), "{err}");
+    assert!(err.contains("not-a-dump") && err.contains("not a 64-bit ELF dump"), "{err}");
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    // Without --vmcore, memleak still needs root.
+    let out = run_as_nobody(&base, &["memleak", "--check"]);
+    assert!(stderr(&out).contains("needs root"), "{}", stderr(&out));
+}

@@ -66,9 +66,22 @@ pub struct Needs {
     /// Kernel files that must exist, with what lacks when they do not:
     /// `("/proc/slabinfo", "slab statistics (CONFIG_SLUB_DEBUG)")`.
     pub files: &'static [(&'static str, &'static str)],
+    /// A flag that makes the run offline (it reads files, not this host),
+    /// waiving the needs above: memleak's `vmcore`.
+    pub offline_flag: Option<&'static str>,
 }
 
 impl Needs {
+    /// Check the needs against this process and host, unless `matches`
+    /// has the offline flag. The error is one line.
+    pub fn check_for(&self, tool: &str, matches: &clap::ArgMatches) -> Result<(), EnvironmentError> {
+        let offline = self.offline_flag.is_some_and(|flag| matches.try_get_one::<String>(flag).ok().flatten().is_some());
+        if offline {
+            return Ok(());
+        }
+        self.check(tool)
+    }
+
     /// Check the needs against this process and host. The error is one line.
     pub fn check(&self, tool: &str) -> Result<(), EnvironmentError> {
         if self.root && !is_root() {

@@ -44,6 +44,8 @@ pub fn tool() -> Tool {
                 ("/proc/meminfo", "memory statistics"),
                 ("/proc/vmallocinfo", "vmalloc statistics (CONFIG_PROC_FS, CONFIG_MMU)"),
             ],
+            // A dump is read from a file: no root, no /proc of this host.
+            offline_flag: Some("vmcore"),
         },
         command,
         run,

@@ -35,7 +35,7 @@ pub fn tool() -> Tool {
         category: "memory",
         summary: "page allocations by order, type and call site; outstanding pages; fragmentation",
         experimental: false,
-        needs: Needs { root: true, files: &[("/proc/buddyinfo", "free blocks per zone and order")] },
+        needs: Needs { root: true, files: &[("/proc/buddyinfo", "free blocks per zone and order")], offline_flag: None },
         command,
         run,
     }

@@ -35,6 +35,7 @@ pub fn tool() -> Tool {
         needs: Needs {
             root: true,
             files: &[("/proc/slabinfo", "slab statistics (CONFIG_SLUB_DEBUG or CONFIG_SLAB)")],
+            offline_flag: None,
         },
         command,
         run,
