@@ -70,42 +70,89 @@ impl Progress {
     }
 }
 
+/// The clock of a window: which phase it is in and when it ends, with the
+/// progress bar and Ctrl-C. Both kinds of window below step it.
+struct Clock {
+    window: Window,
+    alloc_phase: Duration,
+    start: Instant,
+    free_only_started: Option<Instant>,
+    interrupted: bool,
+    progress: Progress,
+}
+
+/// What a window does next.
+enum Tick {
+    /// Keep tracing for at most this long before asking again.
+    Trace(Duration),
+    /// The free-only phase begins: stop tracing allocations (once).
+    StopAllocs,
+    /// The window is over (or interrupted).
+    End,
+}
+
+impl Clock {
+    fn new(window: Window, label: &str) -> Clock {
+        Clock {
+            window,
+            alloc_phase: window.total.mul_f64(f64::from(100 - window.free_only_percent.min(100)) / 100.0),
+            start: Instant::now(),
+            free_only_started: None,
+            interrupted: false,
+            progress: Progress::new(label, "tracing", window.total),
+        }
+    }
+
+    fn tick(&mut self) -> Tick {
+        let elapsed = self.start.elapsed();
+        if crate::signal::interrupted() {
+            self.interrupted = true;
+            return Tick::End;
+        }
+        if elapsed >= self.window.total {
+            return Tick::End;
+        }
+        if self.free_only_started.is_none() && elapsed >= self.alloc_phase {
+            self.free_only_started = Some(Instant::now());
+            return Tick::StopAllocs;
+        }
+        let (phase, phase_end) = match self.free_only_started {
+            None => ("alloc+free", self.alloc_phase),
+            Some(_) => ("free only", self.window.total),
+        };
+        self.progress.set(elapsed, phase);
+        Tick::Trace(phase_end - elapsed)
+    }
+
+    fn finish(self, end_ns: u64) -> WindowOutcome {
+        self.progress.finish();
+        WindowOutcome {
+            elapsed_s: self.start.elapsed().as_secs_f64(),
+            free_only_s: self.free_only_started.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0),
+            interrupted: self.interrupted,
+            end_ns,
+        }
+    }
+}
+
 /// Run a window whose tracing happens in the kernel: wait out the
 /// alloc+free phase, call `stop_allocs`, wait out the free-only phase,
-/// showing progress; Ctrl-C ends it early.
+/// showing progress; Ctrl-C ends it early. `stop_allocs` runs exactly once.
 pub fn run_in_kernel(window: Window, label: &str, mut stop_allocs: impl FnMut()) -> WindowOutcome {
-    let progress = Progress::new(label, "tracing", window.total);
-    let alloc_phase = window.total.mul_f64(f64::from(100 - window.free_only_percent.min(100)) / 100.0);
-    let start = Instant::now();
-    let mut free_only_started = None;
-    let mut interrupted = false;
+    let mut clock = Clock::new(window, label);
     loop {
-        let elapsed = start.elapsed();
-        if crate::signal::interrupted() {
-            interrupted = true;
-            break;
+        match clock.tick() {
+            Tick::Trace(left) => {
+                crate::signal::sleep_interruptible(left.min(Duration::from_millis(250)));
+            }
+            Tick::StopAllocs => stop_allocs(),
+            Tick::End => break,
         }
-        if elapsed >= window.total {
-            break;
-        }
-        if free_only_started.is_none() && elapsed >= alloc_phase {
-            stop_allocs();
-            free_only_started = Some(Instant::now());
-        }
-        progress.set(elapsed, if free_only_started.is_none() { "alloc+free" } else { "free only" });
-        let next = if free_only_started.is_none() { alloc_phase } else { window.total };
-        crate::signal::sleep_interruptible(next.saturating_sub(elapsed).min(Duration::from_millis(250)));
     }
-    if free_only_started.is_none() {
+    if clock.free_only_started.is_none() {
         stop_allocs();
     }
-    progress.finish();
-    WindowOutcome {
-        elapsed_s: start.elapsed().as_secs_f64(),
-        free_only_s: free_only_started.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0),
-        interrupted,
-        end_ns: crate::trace::perf::monotonic_ns(),
-    }
+    clock.finish(crate::trace::perf::monotonic_ns())
 }
 
 /// What the window hands its consumer.
@@ -126,48 +173,28 @@ pub fn run(
     label: &str,
     mut on_event: impl FnMut(Event),
 ) -> anyhow::Result<WindowOutcome> {
-    let progress = Progress::new(label, "tracing", window.total);
-    let alloc_phase = window.total.mul_f64(f64::from(100 - window.free_only_percent.min(100)) / 100.0);
-    for h in frees {
+    for h in frees.iter().chain(allocs) {
         tracer.enable(*h)?;
     }
-    for h in allocs {
-        tracer.enable(*h)?;
-    }
-    let start = Instant::now();
-    let mut allocs_on = true;
-    let mut free_only_started = None;
-    let mut interrupted = false;
+    let mut clock = Clock::new(window, label);
     loop {
-        let elapsed = start.elapsed();
-        if crate::signal::interrupted() {
-            interrupted = true;
-            break;
-        }
-        if elapsed >= window.total {
-            break;
-        }
-        if allocs_on && elapsed >= alloc_phase {
-            for h in allocs {
-                tracer.disable(*h)?;
+        match clock.tick() {
+            Tick::Trace(left) => {
+                let drained = tracer.poll(left.min(Duration::from_millis(100)), |s| on_event(Event::Sample(s)))?;
+                on_event(Event::Drained(drained));
             }
-            allocs_on = false;
-            free_only_started = Some(Instant::now());
+            Tick::StopAllocs => {
+                for h in allocs {
+                    tracer.disable(*h)?;
+                }
+            }
+            Tick::End => break,
         }
-        let drained = tracer.poll(Duration::from_millis(100).min(window.total - elapsed), |s| on_event(Event::Sample(s)))?;
-        on_event(Event::Drained(drained));
-        progress.set(start.elapsed(), if allocs_on { "alloc+free" } else { "free only" });
     }
     for h in allocs.iter().chain(frees) {
         tracer.disable(*h)?;
     }
     let drained = tracer.poll(Duration::ZERO, |s| on_event(Event::Sample(s)))?;
     on_event(Event::Drained(drained));
-    progress.finish();
-    Ok(WindowOutcome {
-        elapsed_s: start.elapsed().as_secs_f64(),
-        free_only_s: free_only_started.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0),
-        interrupted,
-        end_ns: drained,
-    })
+    Ok(clock.finish(drained))
 }
