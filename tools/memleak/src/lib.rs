@@ -148,10 +148,7 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
     let lang = sysak_core::i18n::Lang::resolve(matches, context.config);
     if let (Some(vmcore), Some(kallsyms)) = (matches.get_one::<String>("vmcore"), matches.get_one::<String>("kallsyms")) {
         let report = offline::run(&options, std::path::Path::new(vmcore), std::path::Path::new(kallsyms))?;
-        match format {
-            Format::Json => output::print_json(&report)?,
-            Format::Table => output::print_text(&render::trace(&report, lang))?,
-        }
+        print_trace(&report, format, lang)?;
         return Ok(if report.scan.similar_objects.unwrap_or(0) > 0 { Outcome::Found } else { Outcome::Clean });
     }
     let kind = match options.trace_type.as_deref() {
@@ -182,13 +179,17 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
         Kind::Page => trace::page(&options)?,
         Kind::Vmalloc => trace::vmalloc(&procfs, &options)?,
     };
-    match format {
-        Format::Json => output::print_json(&report)?,
-        Format::Table => output::print_text(&render::trace(&report, lang))?,
-    }
+    print_trace(&report, format, lang)?;
     // A finding: allocations still outstanding (slab, page), or growth (vmalloc).
     let found = report.callsites.iter().any(|c| c.growth_bytes.map_or(c.count > 0, |g| g > 0));
     Ok(if found { Outcome::Found } else { Outcome::Clean })
+}
+
+fn print_trace(report: &report::TraceReport, format: Format, lang: sysak_core::i18n::Lang) -> anyhow::Result<()> {
+    match format {
+        Format::Json => output::print_json(report),
+        Format::Table => output::print_text(&render::trace(report, lang)),
+    }
 }
 
 fn print_check(report: &check::CheckReport, format: Format, lang: sysak_core::i18n::Lang) -> anyhow::Result<Outcome> {

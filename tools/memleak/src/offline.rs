@@ -25,25 +25,12 @@ pub fn run(options: &Options, vmcore: &Path, kallsyms: &Path) -> anyhow::Result<
     eprintln!("sysak memleak: scanning {} in {}", cache.name, vmcore.display());
     let (cluster, stats) = scanner.largest_cluster(cache, options.scan.percent);
     Ok(TraceReport {
-        kind: Kind::Slab,
         cache: Some(cache.name.clone()),
         cache_reason: Some(reason),
-        tracer: "none".into(),
         tracer_note: Some("offline: a memory dump has no allocation trace".into()),
-        stacks_note: None,
-        window_s: 0.0,
-        free_only_s: 0.0,
-        interrupted: false,
-        lost_events: 0,
-        untracked_allocations: 0,
-        dropped_stacks: 0,
-        callsites: Vec::new(),
-        callsites_total: 0,
-        traced_callsites: Vec::new(),
         scan: scan::section("vmcore", cluster.as_ref(), &stats, 0, &symbols),
-        leak_function: None,
         leak_function_note: Some("offline: nothing is traced, so nothing is marked; the cluster and its representative are the evidence".into()),
-        confidence: None,
+        ..TraceReport::new(Kind::Slab, "none")
     })
 }
 

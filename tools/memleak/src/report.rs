@@ -114,6 +114,33 @@ pub struct TraceReport {
     pub confidence: Option<Confidence>,
 }
 
+impl TraceReport {
+    /// An empty report of `kind` by `tracer`; callers fill in what they know.
+    pub fn new(kind: Kind, tracer: &str) -> TraceReport {
+        TraceReport {
+            kind,
+            cache: None,
+            cache_reason: None,
+            tracer: tracer.into(),
+            tracer_note: None,
+            stacks_note: None,
+            window_s: 0.0,
+            free_only_s: 0.0,
+            interrupted: false,
+            lost_events: 0,
+            untracked_allocations: 0,
+            dropped_stacks: 0,
+            callsites: Vec::new(),
+            callsites_total: 0,
+            traced_callsites: Vec::new(),
+            scan: Scan::default(),
+            leak_function: None,
+            leak_function_note: None,
+            confidence: None,
+        }
+    }
+}
+
 /// How sure `leak_function` is, from the figures behind it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Confidence {

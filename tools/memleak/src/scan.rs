@@ -220,7 +220,7 @@ pub fn section(backend: &str, cluster: Option<&ObjectCluster>, stats: &WalkStats
 /// reason, when nothing is marked or two call sites tie.
 pub fn leak_function(marked: &[(String, u64)]) -> (Option<String>, Option<String>) {
     let mut sorted: Vec<&(String, u64)> = marked.iter().filter(|(_, n)| *n > 0).collect();
-    sorted.sort_by_key(|s| std::cmp::Reverse(s.1));
+    sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     match sorted.as_slice() {
         [] => (None, Some("no outstanding allocation resembles the largest cluster".into())),
         [first, second, ..] if first.1 == second.1 => {

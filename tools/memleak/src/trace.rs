@@ -321,13 +321,10 @@ fn build_report(
     marks: &HashMap<u64, u64>,
 ) -> TraceReport {
     let (callsites, callsites_total) = callsites(outstanding, stacks, symbols, traced.outcome.end_ns, options.top, count_unit, marks);
-    let marked: Vec<(String, u64)> = callsites.iter().map(|c| (c.function.clone(), c.marked)).collect();
+    // Every call site's marks count, not only the --top shown.
+    let marked: Vec<(String, u64)> = marks.iter().map(|(site, n)| (symbols.format(*site), *n)).collect();
     let (leak_function, leak_function_note) = scan::leak_function(&marked);
     TraceReport {
-        kind,
-        cache: None,
-        cache_reason: None,
-        tracer: traced.tracer.into(),
         tracer_note: traced.tracer_note.clone(),
         stacks_note: (traced.tracer == "bpf" && options.stacks).then(|| {
             format!(
@@ -343,10 +340,8 @@ fn build_report(
         dropped_stacks: stacks.dropped + traced.dropped_stacks,
         callsites,
         callsites_total,
-        traced_callsites: Vec::new(),
-        scan: Scan::default(),
         leak_function,
         leak_function_note,
-        confidence: None,
+        ..TraceReport::new(kind, traced.tracer)
     }
 }

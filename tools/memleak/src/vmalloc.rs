@@ -60,25 +60,10 @@ pub fn snapshot(procfs: &ProcFs, page_size: u64) -> anyhow::Result<HashMap<Strin
 pub fn report(before: &HashMap<String, CallerTotal>, after: &HashMap<String, CallerTotal>, top: usize) -> TraceReport {
     let sites = diff(before, after);
     TraceReport {
-        kind: Kind::Vmalloc,
-        cache: None,
-        cache_reason: None,
-        tracer: "vmallocinfo".into(),
-        tracer_note: None,
-        stacks_note: None,
-        window_s: 0.0,
-        free_only_s: 0.0,
-        interrupted: false,
-        lost_events: 0,
-        untracked_allocations: 0,
-        dropped_stacks: 0,
         callsites_total: sites.len(),
         callsites: sites.into_iter().take(top).collect(),
-        traced_callsites: Vec::new(),
         scan: Scan { unavailable: Some("the similarity scan applies to slab objects, not vmalloc areas".into()), ..Scan::default() },
-        leak_function: None,
-        leak_function_note: None,
-        confidence: None,
+        ..TraceReport::new(Kind::Vmalloc, "vmallocinfo")
     }
 }
 
