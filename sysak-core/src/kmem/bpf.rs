@@ -36,7 +36,8 @@ pub struct BpfReader {
     mapped: usize,
     read: Program,
     current_task: Option<Program>,
-    ctx: Vec<u8>,
+    /// Bytes of test-run context the program type takes (0 or 8).
+    ctx_len: usize,
 }
 
 /// `*(value + TASK) = bpf_get_current_task()` when `with_task`, else the
@@ -71,13 +72,13 @@ fn program(map_fd: i32, with_task: bool) -> Vec<insn::Insn> {
 }
 
 /// Load a syscall program, or a raw tracepoint one where the kernel has no
-/// syscall programs (5.10). Returns the program and the test-run context
-/// its type needs.
-fn load(insns: &[insn::Insn], name: &str) -> Result<(Program, Vec<u8>), BpfError> {
+/// syscall programs (5.10). Returns the program and the length of the
+/// test-run context its type needs (none; one u64 argument).
+fn load(insns: &[insn::Insn], name: &str) -> Result<(Program, usize), BpfError> {
     match Program::load(ProgramType::Syscall, name, insns, BPF_F_SLEEPABLE) {
-        Ok(p) => Ok((p, Vec::new())),
+        Ok(p) => Ok((p, 0)),
         Err(syscall_err) => match Program::load(ProgramType::RawTracepoint, name, insns, 0) {
-            Ok(p) => Ok((p, vec![0u8; 8])),
+            Ok(p) => Ok((p, 8)),
             Err(_) => Err(syscall_err),
         },
     }
@@ -100,7 +101,7 @@ impl BpfReader {
             )));
         }
         let value = NonNull::new(ptr.cast::<u8>()).expect("mmap returned NULL");
-        let (read, ctx) = match load(&program(map.fd(), false), "sysak_read") {
+        let (read, ctx_len) = match load(&program(map.fd(), false), "sysak_read") {
             Ok(loaded) => loaded,
             Err(e) => {
                 // SAFETY: unmapping what was mapped above.
@@ -109,7 +110,7 @@ impl BpfReader {
             }
         };
         let current_task = load(&program(map.fd(), true), "sysak_task").ok().map(|(p, _)| p);
-        Ok(BpfReader { _map: map, value, mapped, read, current_task, ctx })
+        Ok(BpfReader { _map: map, value, mapped, read, current_task, ctx_len })
     }
 
     fn header(&self, offset: usize) -> *mut u64 {
@@ -118,8 +119,9 @@ impl BpfReader {
     }
 
     fn run(&self) -> Result<(), ReadError> {
-        let mut ctx = self.ctx.clone();
-        self.read.test_run(&mut ctx).map(|_| ()).map_err(|e| ReadError::Backend(e.to_string()))
+        // Runs once per read: a context on the stack, no allocation.
+        let mut ctx = [0u8; 8];
+        self.read.test_run(&mut ctx[..self.ctx_len]).map(|_| ()).map_err(|e| ReadError::Backend(e.to_string()))
     }
 
     /// The address of the task running the program: a pointer into the
@@ -127,8 +129,8 @@ impl BpfReader {
     /// base can be found when kallsyms does not have `page_offset_base`.
     pub fn current_task(&self) -> Option<u64> {
         let program = self.current_task.as_ref()?;
-        let mut ctx = self.ctx.clone();
-        program.test_run(&mut ctx).ok()?;
+        let mut ctx = [0u8; 8];
+        program.test_run(&mut ctx[..self.ctx_len]).ok()?;
         // SAFETY: header word inside the mapping; the kernel wrote it.
         let task = unsafe { self.header(TASK).read_volatile() };
         (task != 0).then_some(task)
