@@ -39,13 +39,22 @@ fn faults_are_per_page_errors() {
     // The first page of the vmalloc area's guard space is never mapped.
     let hole = 0xffff_c8ff_ffff_0000;
     assert_eq!(reader.read(hole, &mut buf), Err(ReadError::Unmapped(hole)));
-    // A range from _text into nothing: the readable page reads, the rest
-    // is listed as failed.
-    let symbols = Kallsyms::load(Path::new("/proc")).unwrap();
-    let text = symbols.address_of("_text").unwrap();
-    let mut first = vec![0u8; 4096];
-    reader.read(text, &mut first).unwrap();
-    assert!(first.iter().any(|b| *b != 0));
+    // A range across the end of this thread's kernel stack (a vmalloc area,
+    // CONFIG_VMAP_STACK, followed by an unmapped guard page): the stack's
+    // top page reads, the guard page alone is listed as failed and zeroed.
+    let task = reader.current_task().unwrap();
+    let stack_offset = btf().require_struct("task_struct").unwrap().offset("stack").unwrap() as u64;
+    let stack = reader.read_u64(task + stack_offset).unwrap();
+    let guard = (1..=16u64)
+        .map(|pages| stack + pages * 4096)
+        .find(|page| reader.read(*page, &mut buf).is_err())
+        .expect("no unmapped guard page within 64 KiB above the stack (CONFIG_VMAP_STACK off?)");
+    let mut across = vec![0xeeu8; 8192];
+    let failed = reader.read_pages(guard - 4096, &mut across).unwrap();
+    assert_eq!(failed, vec![guard]);
+    assert!(across[..4096].iter().any(|b| *b != 0 && *b != 0xee), "the stack's top page was not read");
+    assert!(across[4096..].iter().all(|b| *b == 0), "the failed page is not zero-filled");
+    assert!(reader.read(guard - 4096, &mut across).is_err(), "a whole read across the guard must fail");
 }
 
 fn slab_setup() -> (BpfReader, SlabLayout, KernelAddresses, Vec<u64>, Vec<sysak_core::slab::KmemCache>) {
