@@ -31,6 +31,9 @@ pub struct Stacks {
     index: HashMap<Vec<u64>, u32>,
     stacks: Vec<Vec<u64>>,
     cap: usize,
+    /// Reused for each callchain, so interning a sample allocates nothing
+    /// unless its stack is new.
+    scratch: Vec<u64>,
     /// Stacks not kept because the table was full.
     pub dropped: u64,
 }
@@ -54,6 +57,16 @@ impl Stacks {
         self.stacks.push(frames.to_vec());
         self.index.insert(frames.to_vec(), id);
         Some(id)
+    }
+
+    /// The id of a perf sample's callchain (context markers dropped).
+    pub fn intern_callchain(&mut self, callchain: &[u64]) -> Option<u32> {
+        let mut frames = std::mem::take(&mut self.scratch);
+        frames.clear();
+        frames.extend(crate::trace::perf::kernel_frames(callchain));
+        let id = self.intern(&frames);
+        self.scratch = frames;
+        id
     }
 
     /// The frames of stack `id`.

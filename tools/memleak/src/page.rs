@@ -16,7 +16,7 @@ use sysak_core::layout::{ArgType, KernelTypes};
 use sysak_core::symbols::Kallsyms;
 use sysak_core::trace::bpf_outstanding::{AllocProbe, Bytes, FreeProbe};
 use sysak_core::tool::EnvironmentError;
-use sysak_core::trace::perf::{kernel_frames, EventHandle};
+use sysak_core::trace::perf::EventHandle;
 use sysak_core::trace::{Field, PerfTracer, Sample, Tracefs};
 
 use sysak_core::trace::callsite::{CallSiteFinder, PAGE_ALLOCATOR};
@@ -87,7 +87,7 @@ impl PageEvents {
                     return; // failed allocation: pfn is -1
                 }
                 let call_site = self.call_sites.find(sample.callchain, symbols);
-                let stack = stacks.and_then(|s| s.intern(&kernel_frames(sample.callchain).collect::<Vec<_>>()));
+                let stack = stacks.and_then(|s| s.intern_callchain(sample.callchain));
                 let bytes = self.page_size << order.min(20);
                 outstanding.alloc(pfn, Allocation { time_ns: sample.time_ns, call_site, bytes, stack });
             }

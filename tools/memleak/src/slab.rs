@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use sysak_core::procfs::{ProcFs, SlabCacheStats};
 use sysak_core::tool::{EnvironmentError, UsageError};
-use sysak_core::trace::perf::{kernel_frames, EventHandle};
+use sysak_core::trace::perf::EventHandle;
 use sysak_core::trace::{EventFormat, Field, PerfTracer, Tracefs};
 
 use sysak_core::trace::outstanding::{Allocation, Outstanding, Stacks};
@@ -170,10 +170,7 @@ impl SlabEvents {
                 if p == 0 {
                     return; // failed allocation
                 }
-                let stack = stacks.and_then(|s| {
-                    let frames: Vec<u64> = kernel_frames(sample.callchain).collect();
-                    s.intern(&frames)
-                });
+                let stack = stacks.and_then(|s| s.intern_callchain(sample.callchain));
                 let bytes = bytes.read_u64(sample.raw).unwrap_or(0);
                 outstanding.alloc(p, Allocation { time_ns: sample.time_ns, call_site: site, bytes, stack });
             }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use sysak_core::symbols::Kallsyms;
-use sysak_core::trace::perf::{kernel_frames, EventHandle};
+use sysak_core::trace::perf::EventHandle;
 use sysak_core::trace::{Field, PerfTracer, Sample, Tracefs};
 
 use sysak_core::trace::callsite::CallSiteFinder;
@@ -80,7 +80,7 @@ impl VmapEvents<'_> {
                 }
                 let (Some(addr), Some(bytes)) = (addr.read_u64(sample.raw), size.read_u64(sample.raw)) else { return };
                 let call_site = self.call_sites.find(sample.callchain, symbols);
-                let stack = stacks.and_then(|s| s.intern(&kernel_frames(sample.callchain).collect::<Vec<_>>()));
+                let stack = stacks.and_then(|s| s.intern_callchain(sample.callchain));
                 outstanding.alloc(addr, Allocation { time_ns: sample.time_ns, call_site, bytes, stack });
             }
             Some(Role::Free { addr }) => {

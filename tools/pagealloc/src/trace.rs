@@ -15,7 +15,7 @@ use sysak_core::symbols::Kallsyms;
 use sysak_core::tool::EnvironmentError;
 use sysak_core::trace::callsite::{CallSiteFinder, PAGE_ALLOCATOR};
 use sysak_core::trace::outstanding::{Allocation, Outstanding, Stacks};
-use sysak_core::trace::perf::{kernel_frames, EventHandle};
+use sysak_core::trace::perf::EventHandle;
 use sysak_core::trace::window::{self, Window};
 use sysak_core::trace::{Field, PerfTracer, Sample, Tracefs};
 
@@ -224,8 +224,7 @@ pub fn run(options: &TraceOptions, label: &str) -> anyhow::Result<TraceReport> {
         window::Event::Drained(before) => outstanding.retire(before),
     })?;
     let lost_events = tracer.stats().lost;
-    drop(tracer);
-    fields.free_pfns.clear();
+    drop(tracer); // stop tracing before the report is built
     Ok(report(&totals, &outstanding, &stacks, &symbols, &outcome, lost_events, options, page_size))
 }
 
@@ -261,7 +260,7 @@ fn apply(
             g.1 += pages;
         }
         let call_site = finder.find(sample.callchain, symbols);
-        let stack = keep_stacks.then(|| stacks.intern(&kernel_frames(sample.callchain).collect::<Vec<_>>())).flatten();
+        let stack = keep_stacks.then(|| stacks.intern_callchain(sample.callchain)).flatten();
         if totals.sites.len() < MAX_SITES || totals.sites.contains_key(&call_site) {
             let site = totals.sites.entry(call_site).or_default();
             site.allocations += 1;
