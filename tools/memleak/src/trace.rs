@@ -17,7 +17,7 @@ use crate::slab_bpf;
 use sysak_core::trace::in_kernel;
 use crate::vmalloc;
 use crate::vmap::VmapTracer;
-use sysak_core::trace::outstanding::{Outstanding, Stacks};
+use sysak_core::trace::outstanding::{CallSiteTotal, Outstanding, Stacks};
 use crate::report::{CallSite, Confidence, Scan, TraceReport};
 use crate::scan::{self, Scanner};
 use crate::page::{self, PageTracer};
@@ -88,21 +88,7 @@ pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
         (SlabTarget::All, _) => (scan::unavailable("-n all traces every cache; the scan needs one cache"), HashMap::new()),
         (_, Err(why)) => (scan::unavailable(why.clone()), HashMap::new()),
     };
-    let mut report = build_report(Kind::Slab, &outstanding, &stacks, &symbols, &traced, options, 1, &marks);
-    if scan.backend.is_none() {
-        report.leak_function_note = Some("nothing can be marked without the memory scan".into());
-    }
-    if let Some(site) = report.callsites.iter().find(|c| Some(&c.function) == report.leak_function.as_ref()) {
-        report.confidence = Some(Confidence::judge(
-            site.marked,
-            site.count,
-            marks.values().sum(),
-            scan.similar_objects.unwrap_or(0),
-            scan.scanned_objects.unwrap_or(0),
-            report.lost_events,
-        ));
-    }
-    report.scan = scan;
+    let mut report = build_report(Kind::Slab, &outstanding, &stacks, &symbols, &traced, options, 1, scan, &marks);
     report.cache = cache;
     report.cache_reason = cache_reason;
     Ok(report)
@@ -180,10 +166,8 @@ pub fn page(options: &Options) -> anyhow::Result<TraceReport> {
         // Stacks found the call sites; show them only when asked.
         outstanding.remap_stacks(|_| None);
     }
-    let mut report = build_report(Kind::Page, &outstanding, &stacks, &symbols, &traced, options, page_size, &HashMap::new());
-    report.scan = scan::unavailable("the similarity scan applies to slab objects, not whole pages");
-    report.leak_function_note = None;
-    Ok(report)
+    let scan = scan::unavailable("the similarity scan applies to slab objects, not whole pages");
+    Ok(build_report(Kind::Page, &outstanding, &stacks, &symbols, &traced, options, page_size, scan, &HashMap::new()))
 }
 
 fn trace_pages_with_perf(
@@ -236,18 +220,16 @@ fn scan_and_mark(
 /// how many call sites there were. `count_unit` divides bytes into the
 /// reported count (pages for `-t page`).
 fn callsites(
-    outstanding: &Outstanding,
+    sites: &[CallSiteTotal],
     stacks: &Stacks,
     symbols: &Kallsyms,
     end_ns: u64,
     top: usize,
     count_unit: u64,
     marks: &HashMap<u64, u64>,
-) -> (Vec<CallSite>, usize) {
-    let sites = outstanding.by_call_site();
-    let total = sites.len();
-    let list = sites
-        .into_iter()
+) -> Vec<CallSite> {
+    sites
+        .iter()
         .take(top)
         .map(|s| CallSite {
             function: symbols.format(s.call_site),
@@ -258,8 +240,34 @@ fn callsites(
             growth_bytes: None,
             stack: s.stack.map(|id| stacks.get(id).iter().map(|ip| symbols.format(*ip)).collect()).unwrap_or_default(),
         })
-        .collect();
-    (list, total)
+        .collect()
+}
+
+/// The leak function, why there is none, and how sure — from every call
+/// site's marks, not only the --top shown. Without a scan nothing is
+/// marked; only a slab trace says so (page and vmalloc are never scanned).
+fn verdict(
+    kind: Kind,
+    sites: &[CallSiteTotal],
+    symbols: &Kallsyms,
+    scan: &Scan,
+    marks: &HashMap<u64, u64>,
+    lost_events: u64,
+) -> (Option<String>, Option<String>, Option<Confidence>) {
+    if scan.backend.is_none() {
+        return (None, (kind == Kind::Slab).then(|| "nothing can be marked without the memory scan".into()), None);
+    }
+    let marked: Vec<(String, u64)> =
+        sites.iter().map(|s| (symbols.format(s.call_site), marks.get(&s.call_site).copied().unwrap_or(0))).collect();
+    let (function, note) = scan::leak_function(&marked);
+    let confidence = function
+        .as_ref()
+        .and_then(|f| sites.iter().zip(&marked).find(|(_, (name, _))| name == f))
+        .map(|(site, (_, n))| {
+            let (similar, scanned) = (scan.similar_objects.unwrap_or(0), scan.scanned_objects.unwrap_or(0));
+            Confidence::judge(*n, site.count, marks.values().sum(), similar, scanned, lost_events)
+        });
+    (function, note, confidence)
 }
 
 /// `-t vmalloc`: /proc/vmallocinfo at both ends of the window; during it,
@@ -303,7 +311,7 @@ pub fn vmalloc(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport
     report.lost_events = lost_events;
     report.untracked_allocations = outstanding.overflow;
     report.dropped_stacks = stacks.dropped;
-    report.traced_callsites = callsites(&outstanding, &stacks, &symbols, outcome.end_ns, options.top, 1, &HashMap::new()).0;
+    report.traced_callsites = callsites(&outstanding.by_call_site(), &stacks, &symbols, outcome.end_ns, options.top, 1, &HashMap::new());
     Ok(report)
 }
 
@@ -318,12 +326,11 @@ fn build_report(
     traced: &Traced,
     options: &Options,
     count_unit: u64,
+    scan: Scan,
     marks: &HashMap<u64, u64>,
 ) -> TraceReport {
-    let (callsites, callsites_total) = callsites(outstanding, stacks, symbols, traced.outcome.end_ns, options.top, count_unit, marks);
-    // Every call site's marks count, not only the --top shown.
-    let marked: Vec<(String, u64)> = marks.iter().map(|(site, n)| (symbols.format(*site), *n)).collect();
-    let (leak_function, leak_function_note) = scan::leak_function(&marked);
+    let sites = outstanding.by_call_site();
+    let (leak_function, leak_function_note, confidence) = verdict(kind, &sites, symbols, &scan, marks, traced.lost_events);
     TraceReport {
         tracer_note: traced.tracer_note.clone(),
         stacks_note: (traced.tracer == "bpf" && options.stacks).then(|| {
@@ -338,10 +345,12 @@ fn build_report(
         lost_events: traced.lost_events,
         untracked_allocations: outstanding.overflow + traced.untracked,
         dropped_stacks: stacks.dropped + traced.dropped_stacks,
-        callsites,
-        callsites_total,
+        callsites: callsites(&sites, stacks, symbols, traced.outcome.end_ns, options.top, count_unit, marks),
+        callsites_total: sites.len(),
+        scan,
         leak_function,
         leak_function_note,
+        confidence,
         ..TraceReport::new(kind, traced.tracer)
     }
 }
