@@ -2,14 +2,14 @@
 //!
 //! Adding a built-in tool in three steps:
 //! 1. create `tools/<name>/` as a library crate depending only on
-//!    `sysak-core`, exporting `pub fn tool() -> sysak_core::tool::Tool`;
+//!    `sysak-kernel` and `sysak-cli`, exporting `pub fn tool() -> sysak_cli::tool::Tool`;
 //! 2. add it to the workspace members and to this package's dependencies;
 //! 3. add its `tool()` to [`table`].
 //!
 //! `tests/dispatcher.rs` runs `--help` for every entry, so a new tool is
 //! covered by the smoke tests without further work.
 
-use sysak_core::tool::Tool;
+use sysak_cli::tool::Tool;
 
 /// Every built-in tool, in `sysak list` order within a category.
 pub fn table() -> Vec<Tool> {
@@ -17,5 +17,4 @@ pub fn table() -> Vec<Tool> {
 }
 
 /// Dispatcher commands that are not tools.
-pub const DISPATCHER_COMMANDS: [(&str, &str); 2] =
-    [("list", "list tools and plugins by category"), ("help", "show help for a command")];
+pub const DISPATCHER_COMMANDS: [(&str, &str); 2] = [("list", "list tools and plugins by category"), ("help", "show help for a command")];

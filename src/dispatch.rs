@@ -4,10 +4,10 @@
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 
-use sysak_core::config::Config;
-use sysak_core::output::Format;
-use sysak_core::plugin::{self, external, LoadedPlugin};
-use sysak_core::tool::{self, Context, Tool, EXIT_ENVIRONMENT, EXIT_OK, EXIT_USAGE};
+use sysak_cli::config::Config;
+use sysak_cli::output::Format;
+use sysak_cli::plugin::{self, external, LoadedPlugin};
+use sysak_cli::tool::{self, Context, Tool, EXIT_ENVIRONMENT, EXIT_OK, EXIT_USAGE};
 
 use crate::{builtins, list};
 
@@ -97,9 +97,7 @@ pub fn command_of(tool: &Tool) -> clap::Command {
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| {
-        e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+    err.chain().any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 /// Take `--format X` / `--format=X` out of a plugin's arguments: the host
@@ -138,10 +136,7 @@ fn run_plugin(plugin: &LoadedPlugin, args: &[String]) -> u8 {
 }
 
 fn exec_external(program: &external::ExternalCommand, args: &[String]) -> u8 {
-    let err = std::process::Command::new(&program.path)
-        .args(args)
-        .env("SYSAK_VERSION", env!("CARGO_PKG_VERSION"))
-        .exec();
+    let err = std::process::Command::new(&program.path).args(args).env("SYSAK_VERSION", env!("CARGO_PKG_VERSION")).exec();
     eprintln!("sysak: cannot run {}: {err}", program.path.display());
     EXIT_ENVIRONMENT
 }
@@ -166,11 +161,8 @@ fn help(config: &Config, args: &[String]) -> u8 {
 
 fn unknown_command(config: &Config, name: &str) -> u8 {
     let known = list::all_names(config);
-    let mut close: Vec<(usize, &String)> = known
-        .iter()
-        .map(|k| (strsim::damerau_levenshtein(name, k), k))
-        .filter(|(d, k)| *d <= 2 || k.starts_with(name))
-        .collect();
+    let mut close: Vec<(usize, &String)> =
+        known.iter().map(|k| (strsim::damerau_levenshtein(name, k), k)).filter(|(d, k)| *d <= 2 || k.starts_with(name)).collect();
     close.sort();
     let hint = match close.first() {
         Some((_, k)) => format!("; did you mean '{k}'?"),

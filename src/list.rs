@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 
 use clap::{Arg, ArgAction, Command};
 use serde::Serialize;
-use sysak_core::config::Config;
-use sysak_core::output::{self, Format};
-use sysak_core::plugin::{self, external};
-use sysak_core::tool::{EXIT_OK, EXIT_USAGE};
+use sysak_cli::config::Config;
+use sysak_cli::output::{self, Format};
+use sysak_cli::plugin::{self, external};
+use sysak_cli::tool::{EXIT_OK, EXIT_USAGE};
 
 use crate::builtins;
 
@@ -175,12 +175,7 @@ fn render(commands: &[Entry]) -> String {
     if !problems.is_empty() {
         text.push_str("\nnot available:\n");
         for e in problems {
-            text.push_str(&format!(
-                "  {:<12} {}: {}\n",
-                e.name,
-                e.status,
-                e.reason.as_deref().unwrap_or("")
-            ));
+            text.push_str(&format!("  {:<12} {}: {}\n", e.name, e.status, e.reason.as_deref().unwrap_or("")));
         }
     }
     text

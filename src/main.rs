@@ -2,7 +2,7 @@
 //! the command up (built-ins first, then shared-object plugins, then
 //! external `sysak-<name>` programs), checks what the tool needs, runs it,
 //! and turns its result into an exit status (0 clean, 1 found, 2 usage,
-//! 3 environment). Everything else lives in `sysak-core` and the tools.
+//! 3 environment). Everything else lives in `sysak-kernel` (the kernel), `sysak-cli` (what tools share) and the tools.
 
 mod builtins;
 mod dispatch;
@@ -11,7 +11,7 @@ mod list;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use sysak_core::tool::{EXIT_OK, EXIT_USAGE};
+use sysak_cli::tool::{EXIT_OK, EXIT_USAGE};
 
 const USAGE: &str = "usage: sysak [--config FILE] <command> [<args>]
        sysak list [--all] [--format json]

@@ -55,10 +55,7 @@ fn unknown_command_suggests_and_exits_2() {
     let scratch = Scratch::new("unknown");
     let out = sysak(&scratch, &[]).arg("slabtp").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        stderr(&out),
-        "sysak: 'slabtp' is not a sysak command; did you mean 'slabtop'? (see 'sysak list')\n"
-    );
+    assert_eq!(stderr(&out), "sysak: 'slabtp' is not a sysak command; did you mean 'slabtop'? (see 'sysak list')\n");
     let out = sysak(&scratch, &[]).arg("qqqqqqqq").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(stderr(&out), "sysak: 'qqqqqqqq' is not a sysak command (see 'sysak list')\n");

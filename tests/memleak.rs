@@ -30,11 +30,12 @@ fn thresholds_come_from_flags_and_config() {
     assert_eq!(out.status.code(), Some(1));
     let doc = json(&out);
     assert_eq!(doc["over_threshold"].as_array().unwrap().len(), 3);
-    let biggest = ["slab_unreclaimable", "vmalloc", "alloc_pages"]
-        .into_iter()
-        .max_by_key(|k| doc[*k].as_u64().unwrap())
-        .unwrap();
-    let expected = match biggest { "slab_unreclaimable" => "slab", "vmalloc" => "vmalloc", _ => "page" };
+    let biggest = ["slab_unreclaimable", "vmalloc", "alloc_pages"].into_iter().max_by_key(|k| doc[*k].as_u64().unwrap()).unwrap();
+    let expected = match biggest {
+        "slab_unreclaimable" => "slab",
+        "vmalloc" => "vmalloc",
+        _ => "page",
+    };
     assert_eq!(doc["verdict"], expected);
 
     let config = scratch.path().join("memleak.toml");
@@ -42,7 +43,11 @@ fn thresholds_come_from_flags_and_config() {
     let out = sysak(&scratch, &[]).env("SYSAK_CONFIG", &config).args(["memleak", "--check", "--format", "json"]).output().unwrap();
     assert_eq!(json(&out)["thresholds"]["absolute_bytes"], 1024);
     // A flag beats the file.
-    let out = sysak(&scratch, &[]).env("SYSAK_CONFIG", &config).args(["memleak", "--check", "--abs-threshold", "2K", "--format", "json"]).output().unwrap();
+    let out = sysak(&scratch, &[])
+        .env("SYSAK_CONFIG", &config)
+        .args(["memleak", "--check", "--abs-threshold", "2K", "--format", "json"])
+        .output()
+        .unwrap();
     assert_eq!(json(&out)["thresholds"]["absolute_bytes"], 2048);
 
     std::fs::write(&config, "[memleak]\nabs_treshold = \"1K\"\n").unwrap();
@@ -110,7 +115,24 @@ fn kept_messages_found_at_load_msg(tracer: &str) {
     let cache = message_cache();
     let scratch = Scratch::new("slabtrace");
     let mut command = sysak(&scratch, &[]);
-    command.args(["memleak", "-t", "slab", "-n", cache, "-i", "4", "-r", "25", "-s", "--backend", "none", "--tracer", tracer, "--format", "json"]);
+    command.args([
+        "memleak",
+        "-t",
+        "slab",
+        "-n",
+        cache,
+        "-i",
+        "4",
+        "-r",
+        "25",
+        "-s",
+        "--backend",
+        "none",
+        "--tracer",
+        tracer,
+        "--format",
+        "json",
+    ]);
     let child = start_window(command);
     let kept = MessageQueue::new((KEPT + FREED) * (TEXT + MSG_MSG_HEADER_BYTES) * 2).unwrap();
     let freed = MessageQueue::new(FREED * (TEXT + MSG_MSG_HEADER_BYTES) * 2).unwrap();
@@ -185,7 +207,10 @@ fn scan_marks_the_leaked_objects_by_content() {
     let count = top["count"].as_u64().unwrap();
     let marked = top["marked"].as_u64().unwrap();
     assert!(count >= (LEAKED + OTHER) as u64 * 98 / 100, "count {count}: {doc}");
-    assert!(marked >= LEAKED as u64 * 98 / 100 && marked <= LEAKED as u64, "marked {marked} of {LEAKED} leaked, {count} outstanding: {doc}");
+    assert!(
+        marked >= LEAKED as u64 * 98 / 100 && marked <= LEAKED as u64,
+        "marked {marked} of {LEAKED} leaked, {count} outstanding: {doc}"
+    );
     assert_eq!(doc["leak_function"], top["function"]);
     // A third of load_msg's outstanding allocations are the random ones: all
     // marks are there, but only two thirds of its allocations look alike.
@@ -372,11 +397,8 @@ fn vmalloc_trace_ranks_the_growing_caller_first() {
     let map = common::bpfmap::array_map(4096, (BYTES / 4096) as u32).expect("BPF array map");
     let after = vmalloc_by_caller();
     drop(map);
-    let (caller, grown) = after
-        .iter()
-        .map(|(c, b)| (c.clone(), *b as i64 - *before.get(c).unwrap_or(&0) as i64))
-        .max_by_key(|(_, g)| *g)
-        .unwrap();
+    let (caller, grown) =
+        after.iter().map(|(c, b)| (c.clone(), *b as i64 - *before.get(c).unwrap_or(&0) as i64)).max_by_key(|(_, g)| *g).unwrap();
     assert!(grown >= BYTES as i64, "vmallocinfo grew only {grown} B at {caller}");
 
     let scratch = Scratch::new("vmalloc");

@@ -21,13 +21,7 @@ fn listed(scratch: &Scratch, dirs: &[&Path], name: &str) -> serde_json::Value {
     let out = sysak(scratch, dirs).args(["list", "--all", "--format", "json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "list failed: {}", stderr(&out));
     let doc = json(&out);
-    doc["commands"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("{name} not listed: {doc}"))
-        .clone()
+    doc["commands"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("{name} not listed: {doc}")).clone()
 }
 
 /// A refused plugin: listed as broken with `reason`, and running it exits 3
@@ -71,7 +65,7 @@ fn rust_plugin_runs_and_reads_real_cgroups() {
     let usage = row["usage_bytes"].as_u64().unwrap();
     let anon = row["anon_bytes"].as_u64().unwrap();
     assert!(usage >= 48 << 20, "usage {usage} < 48 MiB");
-    assert!(anon >= 46 << 20 && anon <= 64 << 20, "anon {anon} not ~48 MiB");
+    assert!((46 << 20..=64 << 20).contains(&anon), "anon {anon} not ~48 MiB");
 
     // Table format comes from the host's --format.
     let out = sysak(&scratch, &[&dir]).args(["cgmemtop", "-n", "3"]).output().unwrap();
@@ -124,10 +118,7 @@ fn host_passes_args_format_and_log() {
     build_c_plugin(&source("echo_args.c"), &dir, "echoargs.so");
     let out = sysak(&scratch, &[&dir]).args(["echoargs", "a b", "--format", "json", "c"]).output().unwrap();
     assert_eq!(out.status.code(), Some(7));
-    assert_eq!(
-        stdout(&out),
-        format!("format=1 abi=1 size=32 version={} argc=3 [echoargs] [a b] [c]\n", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(stdout(&out), format!("format=1 abi=1 size=32 version={} argc=3 [echoargs] [a b] [c]\n", env!("CARGO_PKG_VERSION")));
     assert_eq!(stderr(&out), "sysak echoargs: warning: logged through the host\n");
     // Experimental plugins are listed only with --all.
     let out = sysak(&scratch, &[&dir]).args(["list", "--format", "json"]).output().unwrap();
@@ -255,14 +246,7 @@ fn memhog() -> PathBuf {
     BUILT
         .get_or_init(|| {
             let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sysak-memhog");
-            let ok = std::process::Command::new("cc")
-                .arg("-O1")
-                .arg("-o")
-                .arg(&out)
-                .arg(source("memhog.c"))
-                .status()
-                .unwrap()
-                .success();
+            let ok = std::process::Command::new("cc").arg("-O1").arg("-o").arg(&out).arg(source("memhog.c")).status().unwrap().success();
             assert!(ok, "building memhog.c");
             out
         })
@@ -308,11 +292,7 @@ impl TestCgroup {
         let procs = self.dir.join("cgroup.procs");
         let hog = memhog();
         let script = format!("echo $$ > {} && exec {} {bytes}", procs.display(), hog.display());
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", &script])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = std::process::Command::new("sh").args(["-c", &script]).stdout(std::process::Stdio::piped()).spawn().unwrap();
         // Wait until the memory is touched (or the process died trying).
         use std::io::Read;
         let mut buf = [0u8; 6];

@@ -57,9 +57,7 @@ fn ours(args: &[&str]) -> String {
 
 /// Numbers of the summary lines, for the tolerance comparison.
 fn numbers(line: &str) -> Vec<f64> {
-    line.split(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .filter_map(|w| w.parse().ok())
-        .collect()
+    line.split(|c: char| !(c.is_ascii_digit() || c == '.')).filter_map(|w| w.parse().ok()).collect()
 }
 
 #[test]
@@ -124,7 +122,13 @@ fn sort_keys_order_like_procps() {
                 "v" => f[8],
                 "l" => f[9],
                 "c" => f[9] * f[4] * page,
-                "u" => if f[1] == 0 { 0 } else { (100.0f32 * (f[0] as f32 / f[1] as f32)) as u64 },
+                "u" => {
+                    if f[1] == 0 {
+                        0
+                    } else {
+                        (100.0f32 * (f[0] as f32 / f[1] as f32)) as u64
+                    }
+                }
                 _ => 0,
             };
             Some((v, name.to_string()))
@@ -167,21 +171,15 @@ fn growth_counts_objects_added_during_the_window() {
     const TEXT: usize = 200; // msg_msg of 248 bytes: a 256-byte cache
     const N: usize = 20_000;
     let candidates = ["msg_msg-256", "kmalloc-cg-256", "kmalloc-256"];
-    let cache = candidates
-        .iter()
-        .find(|c| slabinfo_lines().contains_key(**c))
-        .expect("a 256-byte cache for SysV messages");
+    let cache = candidates.iter().find(|c| slabinfo_lines().contains_key(**c)).expect("a 256-byte cache for SysV messages");
     let free_before = {
         let line = &slabinfo_lines()[*cache];
         let f: Vec<u64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
         f[1] - f[0]
     };
     let scratch = Scratch::new("growth");
-    let child = sysak(&scratch, &[])
-        .args(["slabtop", "-o", "-d", "3", "--format", "json"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child =
+        sysak(&scratch, &[]).args(["slabtop", "-o", "-d", "3", "--format", "json"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(700));
     let queue = MessageQueue::new(N * (TEXT + MSG_MSG_HEADER_BYTES) * 2).unwrap();
     queue.send::<TEXT>(N, |k, i| (k + i) as u8).unwrap();

@@ -63,10 +63,7 @@ fn names(screen: &str) -> Vec<String> {
 fn run_interactive(quit: &str) {
     let scratch = Scratch::new("tty");
     let cmd = sysak(&scratch, &[]);
-    let env: String = cmd
-        .get_envs()
-        .filter_map(|(k, v)| Some(format!("{}={:?} ", k.to_str()?, v?.to_str()?)))
-        .collect();
+    let env: String = cmd.get_envs().filter_map(|(k, v)| Some(format!("{}={:?} ", k.to_str()?, v?.to_str()?))).collect();
     let tmux = Tmux::start(&format!("env {env} {:?} slabtop -d 1", cmd.get_program()));
     let screen = tmux.wait_for(|s| s.contains("OBJ/SLAB"), "the first screen");
     assert!(screen.starts_with(" Active / Total Objects (% used)    : "), "{screen}");

@@ -32,11 +32,7 @@ impl Scratch {
     pub fn new(tag: &str) -> Scratch {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "sysak-test-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
+        let dir = std::env::temp_dir().join(format!("sysak-test-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         set_mode(&dir, 0o755);
@@ -72,16 +68,10 @@ pub fn sysak(scratch: &Scratch, plugin_dirs: &[&Path]) -> Command {
     let config = scratch.0.join("sysak.toml");
     let dirs: Vec<String> = plugin_dirs.iter().map(|d| format!("{:?}", d.display().to_string())).collect();
     let libexec = scratch.0.join("libexec");
-    std::fs::write(
-        &config,
-        format!("[plugins]\ndirs = [{}]\nlibexec_dir = {:?}\n", dirs.join(", "), libexec.display().to_string()),
-    )
-    .unwrap();
+    std::fs::write(&config, format!("[plugins]\ndirs = [{}]\nlibexec_dir = {:?}\n", dirs.join(", "), libexec.display().to_string()))
+        .unwrap();
     let mut cmd = Command::new(sysak_bin());
-    cmd.env("SYSAK_CONFIG", &config)
-        .env_remove("SYSAK_PLUGIN_PATH")
-        .env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin")
-        .env("LC_ALL", "C");
+    cmd.env("SYSAK_CONFIG", &config).env_remove("SYSAK_PLUGIN_PATH").env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin").env("LC_ALL", "C");
     cmd
 }
 
@@ -94,8 +84,7 @@ pub fn stderr(out: &Output) -> String {
 }
 
 pub fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(out), stderr(out)))
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(out), stderr(out)))
 }
 
 /// Compile a C plugin source into `dir/<out_name>`, mode 0755.

@@ -49,9 +49,7 @@ impl MessageQueue {
                 *b = pattern(k, i);
             }
             // SAFETY: msg is a valid msgbuf of N text bytes.
-            let rc = unsafe {
-                libc::msgsnd(self.id, (&msg as *const Message<N>).cast(), N, libc::IPC_NOWAIT)
-            };
+            let rc = unsafe { libc::msgsnd(self.id, (&msg as *const Message<N>).cast(), N, libc::IPC_NOWAIT) };
             if rc != 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -65,9 +63,7 @@ impl MessageQueue {
         let mut got = 0;
         while got < count {
             // SAFETY: msg has room for N text bytes.
-            let rc = unsafe {
-                libc::msgrcv(self.id, (&mut msg as *mut Message<N>).cast(), N, 0, libc::IPC_NOWAIT)
-            };
+            let rc = unsafe { libc::msgrcv(self.id, (&mut msg as *mut Message<N>).cast(), N, 0, libc::IPC_NOWAIT) };
             if rc < 0 {
                 break;
             }

@@ -21,14 +21,19 @@ fn sysak() -> Command {
              external programs named sysak-<name>. Every tool takes --format table|json. Exit status: \
              0 nothing found, 1 found, 2 usage error, 3 environment error.",
         )
-        .arg(Arg::new("config").long("config").value_name("FILE").help("Configuration file [default: /etc/sysak/sysak.toml, or $SYSAK_CONFIG]"))
+        .arg(
+            Arg::new("config")
+                .long("config")
+                .value_name("FILE")
+                .help("Configuration file [default: /etc/sysak/sysak.toml, or $SYSAK_CONFIG]"),
+        )
         .subcommand_required(true)
         .disable_help_subcommand(true)
         .subcommand(
             Command::new("list")
                 .about(builtins::DISPATCHER_COMMANDS[0].1.to_string())
                 .arg(Arg::new("all").long("all").action(ArgAction::SetTrue).help("Also list experimental tools"))
-                .arg(sysak_core::output::format_arg()),
+                .arg(sysak_cli::output::format_arg()),
         )
         .subcommand(Command::new("help").about(builtins::DISPATCHER_COMMANDS[1].1.to_string()).arg(Arg::new("command")))
         .after_help("FILES\n  /etc/sysak/sysak.toml   configuration\n  /usr/lib64/sysak/plugins   plugins");

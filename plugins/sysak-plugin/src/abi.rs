@@ -34,8 +34,7 @@ pub const LOG_DEBUG: u32 = 3;
 pub type LogFn = unsafe extern "C" fn(host: *const SysakHost, level: u32, msg: *const c_char);
 
 /// `int (*run)(const struct sysak_host *, int argc, const char *const *argv)`.
-pub type RunFn =
-    unsafe extern "C" fn(host: *const SysakHost, argc: c_int, argv: *const *const c_char) -> c_int;
+pub type RunFn = unsafe extern "C" fn(host: *const SysakHost, argc: c_int, argv: *const *const c_char) -> c_int;
 
 /// `const struct sysak_plugin *sysak_plugin_descriptor(void)`.
 pub type EntryFn = unsafe extern "C" fn() -> *const SysakPlugin;

@@ -17,9 +17,10 @@
 //! the thresholds; a threshold verdict still takes precedence.
 
 use std::time::{Duration, Instant};
+use sysak_kernel::trace::window::Progress as _;
 
 use serde::Serialize;
-use sysak_core::procfs::{MemInfo, ProcFs, VmallocArea};
+use sysak_kernel::procfs::{MemInfo, ProcFs, VmallocArea};
 
 /// A kind of kernel memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -84,7 +85,7 @@ impl Usage {
     }
 }
 
-pub use sysak_core::procfs::page_size;
+pub use sysak_kernel::procfs::page_size;
 
 /// When a category counts as leaking.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -106,8 +107,7 @@ impl Default for Thresholds {
 impl Thresholds {
     /// The reference rule.
     pub fn exceeded(&self, bytes: u64, mem_total: u64) -> bool {
-        bytes >= self.absolute_bytes
-            || (bytes as f64 * 100.0 > mem_total as f64 * self.percent && bytes > self.min_bytes)
+        bytes >= self.absolute_bytes || (bytes as f64 * 100.0 > mem_total as f64 * self.percent && bytes > self.min_bytes)
     }
 }
 
@@ -190,15 +190,10 @@ pub struct CheckReport {
 
 /// Apply the rule (and the trend, if any) to a measurement.
 pub fn judge(usage: &Usage, thresholds: Thresholds, trend: Option<Trend>) -> CheckReport {
-    let mut over: Vec<Kind> =
-        Kind::ALL.into_iter().filter(|k| thresholds.exceeded(usage.bytes(*k), usage.mem_total)).collect();
+    let mut over: Vec<Kind> = Kind::ALL.into_iter().filter(|k| thresholds.exceeded(usage.bytes(*k), usage.mem_total)).collect();
     over.sort_by_key(|k| std::cmp::Reverse(usage.bytes(*k)));
     let growing = trend.as_ref().and_then(|t| {
-        t.categories
-            .iter()
-            .filter(|c| c.growing)
-            .max_by(|a, b| a.rate_bytes_per_s.total_cmp(&b.rate_bytes_per_s))
-            .map(|c| c.kind)
+        t.categories.iter().filter(|c| c.growing).max_by(|a, b| a.rate_bytes_per_s.total_cmp(&b.rate_bytes_per_s)).map(|c| c.kind)
     });
     let (verdict, reason) = match (over.first(), growing) {
         (Some(kind), _) => (Verdict::from(*kind), Some("threshold")),
@@ -260,10 +255,7 @@ pub fn trend_of(samples: &[(f64, Usage)], min_rate: u64) -> Trend {
     Trend {
         window_s: samples.last().map(|s| s.0).unwrap_or(0.0),
         samples: samples.len(),
-        method: format!(
-            "least-squares slope of {} samples of /proc/meminfo and /proc/vmallocinfo",
-            samples.len()
-        ),
+        method: format!("least-squares slope of {} samples of /proc/meminfo and /proc/vmallocinfo", samples.len()),
         min_rate_bytes_per_s: min_rate,
         categories,
     }
@@ -271,13 +263,13 @@ pub fn trend_of(samples: &[(f64, Usage)], min_rate: u64) -> Trend {
 
 /// Sample every `interval` for `window`, or until interrupted.
 pub fn sample_trend(procfs: &ProcFs, window: Duration, interval: Duration, min_rate: u64) -> anyhow::Result<Trend> {
-    let progress = sysak_core::trace::window::Progress::new("sysak memleak: trend", "sampling memory", window);
+    let progress = sysak_cli::progress::Bar::started("sysak memleak: trend", "sampling memory", window);
     let start = Instant::now();
     let mut samples = vec![(0.0, Usage::measure(procfs)?)];
-    while start.elapsed() < window && !sysak_core::signal::interrupted() {
+    while start.elapsed() < window && !sysak_kernel::signal::interrupted() {
         let next = (interval * samples.len() as u32).min(window);
-        while start.elapsed() < next && !sysak_core::signal::interrupted() {
-            sysak_core::signal::sleep_interruptible(next.saturating_sub(start.elapsed()).min(Duration::from_millis(250)));
+        while start.elapsed() < next && !sysak_kernel::signal::interrupted() {
+            sysak_kernel::signal::sleep_interruptible(next.saturating_sub(start.elapsed()).min(Duration::from_millis(250)));
             progress.set(start.elapsed(), "sampling");
         }
         samples.push((start.elapsed().as_secs_f64(), Usage::measure(procfs)?));
@@ -290,7 +282,7 @@ pub fn sample_trend(procfs: &ProcFs, window: Duration, interval: Duration, min_r
 mod tests {
     use super::*;
     use std::path::Path;
-    use sysak_core::procfs::parse_vmallocinfo;
+    use sysak_kernel::procfs::parse_vmallocinfo;
 
     const GIB: u64 = 1 << 30;
 
@@ -328,7 +320,7 @@ mod tests {
     #[test]
     fn categories_from_each_generation() {
         for (kernel, vmalloc_pages) in [("5.10", 529u64), ("3.10", 564)] {
-            let dir = format!("{}/../../sysak-core/tests/data/{kernel}", env!("CARGO_MANIFEST_DIR"));
+            let dir = format!("{}/../../kernel/tests/data/{kernel}", env!("CARGO_MANIFEST_DIR"));
             let mem = MemInfo::parse(&std::fs::read_to_string(format!("{dir}/meminfo")).unwrap(), Path::new("m")).unwrap();
             let areas = parse_vmallocinfo(&std::fs::read_to_string(format!("{dir}/vmallocinfo")).unwrap(), Path::new("v")).unwrap();
             let u = Usage::from_files(&mem, &areas, 4096);
@@ -338,7 +330,7 @@ mod tests {
             assert_eq!(u.slab_unreclaimable, mem.slab_unreclaimable);
         }
         // The 3.10 fixture: 8 GiB SUnreclaim of 62.8 GiB is 12.7 %: a slab leak.
-        let dir = format!("{}/../../sysak-core/tests/data/3.10", env!("CARGO_MANIFEST_DIR"));
+        let dir = format!("{}/../../kernel/tests/data/3.10", env!("CARGO_MANIFEST_DIR"));
         let mem = MemInfo::parse(&std::fs::read_to_string(format!("{dir}/meminfo")).unwrap(), Path::new("m")).unwrap();
         let u = Usage::from_files(&mem, &[], 4096);
         assert_eq!(judge(&u, Thresholds::default(), None).verdict, Verdict::Slab);
@@ -346,8 +338,7 @@ mod tests {
 
     #[test]
     fn steady_growth_below_thresholds_is_flagged() {
-        let samples: Vec<(f64, Usage)> =
-            (0..10).map(|i| (i as f64, usage(64 * GIB, GIB + i * (2 << 20), GIB, GIB))).collect();
+        let samples: Vec<(f64, Usage)> = (0..10).map(|i| (i as f64, usage(64 * GIB, GIB + i * (2 << 20), GIB, GIB))).collect();
         let trend = trend_of(&samples, 1 << 20);
         let slab = &trend.categories[0];
         assert_eq!(slab.kind, Kind::Slab);
@@ -360,9 +351,8 @@ mod tests {
 
     #[test]
     fn noise_and_slow_growth_are_not_trends() {
-        let noisy: Vec<(f64, Usage)> = (0..10)
-            .map(|i| (i as f64, usage(64 * GIB, GIB + if i % 2 == 0 { 50 << 20 } else { 0 } + i, GIB, GIB)))
-            .collect();
+        let noisy: Vec<(f64, Usage)> =
+            (0..10).map(|i| (i as f64, usage(64 * GIB, GIB + if i % 2 == 0 { 50 << 20 } else { 0 } + i, GIB, GIB))).collect();
         assert!(!trend_of(&noisy, 1).categories[0].growing, "R² too low");
         let slow: Vec<(f64, Usage)> = (0..10).map(|i| (i as f64, usage(64 * GIB, GIB + i * 1024, GIB, GIB))).collect();
         assert!(!trend_of(&slow, 1 << 20).categories[0].growing, "below min rate");

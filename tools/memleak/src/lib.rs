@@ -24,9 +24,9 @@ mod vmalloc;
 mod vmap;
 
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
-use sysak_core::output::{self, Format};
-use sysak_core::procfs::ProcFs;
-use sysak_core::tool::{self, Needs, Outcome, Tool};
+use sysak_cli::output::{self, Format};
+use sysak_cli::tool::{self, Needs, Outcome, Tool};
+use sysak_kernel::procfs::ProcFs;
 
 use check::{Kind, Verdict};
 use options::Options;
@@ -40,10 +40,7 @@ pub fn tool() -> Tool {
         experimental: false,
         needs: Needs {
             root: true,
-            files: &[
-                ("/proc/meminfo", "memory statistics"),
-                ("/proc/vmallocinfo", "vmalloc statistics (CONFIG_PROC_FS, CONFIG_MMU)"),
-            ],
+            files: &[("/proc/meminfo", "memory statistics"), ("/proc/vmallocinfo", "vmalloc statistics (CONFIG_PROC_FS, CONFIG_MMU)")],
             // A dump is read from a file: no root, no /proc of this host.
             offline_flag: Some("vmcore"),
         },
@@ -73,7 +70,13 @@ pub fn command() -> Command {
                 .default_value("auto")
                 .help("What to trace: auto runs the check and traces the kind it finds"),
         )
-        .arg(Arg::new("cache").short('n').long("cache").value_name("CACHE").help("Slab cache to trace, or 'all' [default: the unreclaimable cache with the most objects]"))
+        .arg(
+            Arg::new("cache")
+                .short('n')
+                .long("cache")
+                .value_name("CACHE")
+                .help("Slab cache to trace, or 'all' [default: the unreclaimable cache with the most objects]"),
+        )
         .arg(
             Arg::new("interval")
                 .short('i')
@@ -90,7 +93,13 @@ pub fn command() -> Command {
                 .value_parser(value_parser!(u32).range(0..=90))
                 .help("Percentage of the window at its end that traces frees only [default: 20]"),
         )
-        .arg(Arg::new("stacks").short('s').long("stacks").action(ArgAction::SetTrue).help("Record and show the whole kernel stack of each call site"))
+        .arg(
+            Arg::new("stacks")
+                .short('s')
+                .long("stacks")
+                .action(ArgAction::SetTrue)
+                .help("Record and show the whole kernel stack of each call site"),
+        )
         .arg(Arg::new("top").long("top").value_name("N").value_parser(value_parser!(usize)).help("Call sites to report [default: 20]"))
         .arg(
             Arg::new("max-tracked")
@@ -122,15 +131,43 @@ pub fn command() -> Command {
                 .default_value("auto")
                 .help("Slab tracing: bpf keeps the outstanding set in the kernel; auto uses it where it can, else perf"),
         )
-        .arg(Arg::new("vmcore").long("vmcore").value_name("FILE").requires("kallsyms").help("Analyse an ELF memory dump offline (QEMU dump-guest-memory, kdump ELF): the scan only"))
-        .arg(Arg::new("kallsyms").long("kallsyms").value_name("FILE").requires("vmcore").help("The dumped kernel's /proc/kallsyms (with --vmcore)"))
+        .arg(
+            Arg::new("vmcore")
+                .long("vmcore")
+                .value_name("FILE")
+                .requires("kallsyms")
+                .help("Analyse an ELF memory dump offline (QEMU dump-guest-memory, kdump ELF): the scan only"),
+        )
+        .arg(
+            Arg::new("kallsyms")
+                .long("kallsyms")
+                .value_name("FILE")
+                .requires("vmcore")
+                .help("The dumped kernel's /proc/kallsyms (with --vmcore)"),
+        )
         .arg(Arg::new("btf").long("btf").value_name("FILE").help("Kernel BTF for struct layouts [default: /sys/kernel/btf/vmlinux]"))
-        .arg(Arg::new("abs-threshold").long("abs-threshold").value_name("SIZE").help("A category leaks at this size whatever MemTotal is [default: 6G]"))
-        .arg(Arg::new("pct-threshold").long("pct-threshold").value_name("PCT").value_parser(value_parser!(f64)).help("... or above this % of MemTotal [default: 10]"))
+        .arg(
+            Arg::new("abs-threshold")
+                .long("abs-threshold")
+                .value_name("SIZE")
+                .help("A category leaks at this size whatever MemTotal is [default: 6G]"),
+        )
+        .arg(
+            Arg::new("pct-threshold")
+                .long("pct-threshold")
+                .value_name("PCT")
+                .value_parser(value_parser!(f64))
+                .help("... or above this % of MemTotal [default: 10]"),
+        )
         .arg(Arg::new("min-threshold").long("min-threshold").value_name("SIZE").help("... when also above this size [default: 1.5G]"))
-        .arg(Arg::new("trend-min-rate").long("trend-min-rate").value_name("SIZE").help("Growth per second that counts as a trend [default: 256K]"))
+        .arg(
+            Arg::new("trend-min-rate")
+                .long("trend-min-rate")
+                .value_name("SIZE")
+                .help("Growth per second that counts as a trend [default: 256K]"),
+        )
         .arg(output::format_arg())
-        .arg(sysak_core::i18n::lang_arg())
+        .arg(sysak_cli::i18n::lang_arg())
         .after_help(
             "Examples:\n  sysak memleak --check                 verdict from /proc/meminfo and /proc/vmallocinfo\n  \
              sysak memleak --check --trend 60      ... and flag steady growth over a minute\n  \
@@ -142,10 +179,10 @@ pub fn command() -> Command {
 
 fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome> {
     let options = Options::resolve(matches, context.config)?;
-    sysak_core::signal::install();
+    sysak_kernel::signal::install();
     let procfs = ProcFs::default();
     let format = Format::from_matches(matches);
-    let lang = sysak_core::i18n::Lang::resolve(matches, context.config);
+    let lang = sysak_cli::i18n::Lang::resolve(matches, context.config);
     if let (Some(vmcore), Some(kallsyms)) = (matches.get_one::<String>("vmcore"), matches.get_one::<String>("kallsyms")) {
         let report = offline::run(&options, std::path::Path::new(vmcore), std::path::Path::new(kallsyms))?;
         print_trace(&report, format, lang)?;
@@ -185,14 +222,14 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
     Ok(if found { Outcome::Found } else { Outcome::Clean })
 }
 
-fn print_trace(report: &report::TraceReport, format: Format, lang: sysak_core::i18n::Lang) -> anyhow::Result<()> {
+fn print_trace(report: &report::TraceReport, format: Format, lang: sysak_cli::i18n::Lang) -> anyhow::Result<()> {
     match format {
         Format::Json => output::print_json(report),
         Format::Table => output::print_text(&render::trace(report, lang)),
     }
 }
 
-fn print_check(report: &check::CheckReport, format: Format, lang: sysak_core::i18n::Lang) -> anyhow::Result<Outcome> {
+fn print_check(report: &check::CheckReport, format: Format, lang: sysak_cli::i18n::Lang) -> anyhow::Result<Outcome> {
     match format {
         Format::Json => output::print_json(report)?,
         Format::Table => output::print_text(&render::check(report, lang))?,

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use sysak_core::symbols::Kallsyms;
-use sysak_core::tool::UsageError;
+use sysak_cli::tool::UsageError;
+use sysak_kernel::symbols::Kallsyms;
 
 use crate::check::Kind;
 use crate::options::Options;
@@ -17,10 +17,10 @@ use crate::scan::{self, Scanner};
 pub fn run(options: &Options, vmcore: &Path, kallsyms: &Path) -> anyhow::Result<TraceReport> {
     let text = std::fs::read_to_string(kallsyms).map_err(|e| UsageError(format!("--kallsyms {}: {e}", kallsyms.display())))?;
     let symbols = Kallsyms::parse(&text, "").map_err(|e| UsageError(format!("--kallsyms {}: {e}", kallsyms.display())))?;
-    let scanner = Scanner::open_offline(vmcore, &options.scan.btf, &symbols).map_err(sysak_core::tool::EnvironmentError)?;
+    let scanner = Scanner::open_offline(vmcore, &options.scan.btf, &symbols).map_err(sysak_cli::tool::EnvironmentError)?;
     let (cache, reason) = match options.cache.as_deref() {
         Some(name) => (scanner.cache(name).map_err(UsageError)?, "given with -n".to_string()),
-        None => scanner.biggest_unreclaimable().map_err(sysak_core::tool::EnvironmentError)?,
+        None => scanner.biggest_unreclaimable().map_err(sysak_cli::tool::EnvironmentError)?,
     };
     eprintln!("sysak memleak: scanning {} in {}", cache.name, vmcore.display());
     let (cluster, stats) = scanner.largest_cluster(cache, options.scan.percent);
@@ -29,8 +29,9 @@ pub fn run(options: &Options, vmcore: &Path, kallsyms: &Path) -> anyhow::Result<
         cache_reason: Some(reason),
         tracer_note: Some("offline: a memory dump has no allocation trace".into()),
         scan: scan::section("vmcore", cluster.as_ref(), &stats, 0, &symbols),
-        leak_function_note: Some("offline: nothing is traced, so nothing is marked; the cluster and its representative are the evidence".into()),
+        leak_function_note: Some(
+            "offline: nothing is traced, so nothing is marked; the cluster and its representative are the evidence".into(),
+        ),
         ..TraceReport::new(Kind::Slab, "none")
     })
 }
-

@@ -5,15 +5,15 @@ use std::time::Duration;
 
 use clap::ArgMatches;
 use serde::Deserialize;
-use sysak_core::config::Config;
-use sysak_core::output::parse_bytes;
-use sysak_core::procfs::ProcFs;
-use sysak_core::tool::UsageError;
+use sysak_cli::config::Config;
+use sysak_cli::output::parse_bytes;
+use sysak_cli::tool::UsageError;
+use sysak_kernel::procfs::ProcFs;
 
 use crate::check::{self, CheckReport, Thresholds, Usage};
 use crate::scan::ScanOptions;
-use sysak_core::kmem::BackendChoice;
-use sysak_core::trace::window::Window;
+use sysak_kernel::kmem::BackendChoice;
+use sysak_kernel::trace::window::Window;
 
 /// `[memleak]` in /etc/sysak/sysak.toml.
 #[derive(Debug, Default, Deserialize)]
@@ -110,7 +110,7 @@ impl Options {
                     _ => BackendChoice::Auto,
                 },
                 btf: m.get_one::<String>("btf").map(Into::into).unwrap_or_else(|| "/sys/kernel/btf/vmlinux".into()),
-                percent: m.get_one::<u32>("similarity").copied().unwrap_or(sysak_core::similarity::DEFAULT_PERCENT),
+                percent: m.get_one::<u32>("similarity").copied().unwrap_or(sysak_kernel::similarity::DEFAULT_PERCENT),
             },
             trend_window: m.get_one::<u64>("trend").map(|s| Duration::from_secs(*s)),
             trend_min_rate: size("--trend-min-rate", m.get_one("trend-min-rate"), file.trend_min_rate.as_ref(), 256 << 10)?,

@@ -12,16 +12,15 @@
 
 use std::collections::HashMap;
 
-use sysak_core::layout::{ArgType, KernelTypes};
-use sysak_core::symbols::Kallsyms;
-use sysak_core::trace::bpf_outstanding::{AllocProbe, Bytes, FreeProbe};
-use sysak_core::tool::EnvironmentError;
-use sysak_core::trace::perf::EventHandle;
-use sysak_core::trace::{Field, PerfTracer, Sample, Tracefs};
+use sysak_cli::tool::EnvironmentError;
+use sysak_kernel::layout::{ArgType, KernelTypes};
+use sysak_kernel::symbols::Kallsyms;
+use sysak_kernel::trace::bpf_outstanding::{AllocProbe, Bytes, FreeProbe};
+use sysak_kernel::trace::perf::EventHandle;
+use sysak_kernel::trace::{Field, PerfTracer, Sample, Tracefs};
 
-use sysak_core::trace::callsite::{CallSiteFinder, PAGE_ALLOCATOR};
-use sysak_core::trace::outstanding::{Allocation, Outstanding, Stacks};
-
+use sysak_kernel::trace::callsite::{CallSiteFinder, PAGE_ALLOCATOR};
+use sysak_kernel::trace::outstanding::{Allocation, Outstanding, Stacks};
 
 enum Role {
     Alloc { pfn: Field, order: Field },
@@ -101,7 +100,7 @@ impl PageEvents {
     }
 }
 
-/// Probes for the in-kernel tracer ([`sysak_core::trace::in_kernel`]): raw
+/// Probes for the in-kernel tracer ([`sysak_kernel::trace::in_kernel`]): raw
 /// tracepoints `mm_page_alloc(struct page *, order, gfp, migratetype)`
 /// keyed by struct page, movable (1) and reclaimable (2) migratetypes
 /// skipped; `mm_page_free(page, order)` and `mm_page_free_batched(page)`.
@@ -147,7 +146,16 @@ mod tests {
     #[test]
     fn allocator_frames_are_recognised() {
         let finder = CallSiteFinder::new(PAGE_ALLOCATOR);
-        for f in ["__alloc_pages_noprof", "alloc_pages_mpol", "get_page_from_freelist", "__folio_alloc_noprof", "perf_trace_mm_page_alloc", "vma_alloc_folio_noprof", "__traceiter_mm_page_alloc", "rmqueue_bulk"] {
+        for f in [
+            "__alloc_pages_noprof",
+            "alloc_pages_mpol",
+            "get_page_from_freelist",
+            "__folio_alloc_noprof",
+            "perf_trace_mm_page_alloc",
+            "vma_alloc_folio_noprof",
+            "__traceiter_mm_page_alloc",
+            "rmqueue_bulk",
+        ] {
             assert!(finder.is_internal_name(f), "{f}");
         }
         for f in ["anon_pipe_write", "load_msg", "bond_init", "leakmod_alloc_pages_one"] {

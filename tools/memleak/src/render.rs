@@ -2,9 +2,9 @@
 
 use std::fmt::Write;
 
-use sysak_core::output::human_bytes;
+use sysak_cli::output::human_bytes;
 
-use sysak_core::i18n::{pad, Lang};
+use sysak_cli::i18n::{pad, Lang};
 
 use crate::check::{CheckReport, Kind, Verdict};
 use crate::report::TraceReport;
@@ -27,14 +27,7 @@ pub fn check(r: &CheckReport, lang: Lang) -> String {
         let _ = writeln!(out, "\ntrend over {:.0} s ({} samples, least squares):", trend.window_s, trend.samples);
         for c in &trend.categories {
             let flag = if c.growing { "  growing" } else { "" };
-            let _ = writeln!(
-                out,
-                "  {:<8} {:>+12.0} B/s  R²={:.2}  {:+} B{flag}",
-                c.kind.name(),
-                c.rate_bytes_per_s,
-                c.r2,
-                c.growth_bytes
-            );
+            let _ = writeln!(out, "  {:<8} {:>+12.0} B/s  R²={:.2}  {:+} B{flag}", c.kind.name(), c.rate_bytes_per_s, c.r2, c.growth_bytes);
         }
     }
     let t = &r.thresholds;
@@ -76,7 +69,7 @@ pub fn trace(r: &TraceReport, lang: Lang) -> String {
         Kind::Slab => (l("count"), l("max age")),
         Kind::Vmalloc => (l("areas"), l("growth")),
     };
-    let mut table = sysak_core::output::plain_table([unit, l("marked"), l("bytes"), age, l("function")]);
+    let mut table = sysak_cli::output::plain_table([unit, l("marked"), l("bytes"), age, l("function")]);
     for site in &r.callsites {
         let last = match (site.max_age_s, site.growth_bytes) {
             (Some(age), _) => format!("{age:.1}s"),
@@ -99,7 +92,7 @@ pub fn trace(r: &TraceReport, lang: Lang) -> String {
     }
     if !r.traced_callsites.is_empty() {
         let _ = writeln!(out, "\nvmap areas reserved in the window and still held (vmalloc tracepoints):");
-        let mut traced = sysak_core::output::plain_table(["areas", "bytes", "max age", "function"]);
+        let mut traced = sysak_cli::output::plain_table(["areas", "bytes", "max age", "function"]);
         for site in &r.traced_callsites {
             let age = site.max_age_s.map(|a| format!("{a:.1}s")).unwrap_or_default();
             traced.add_row(vec![site.count.to_string(), human_bytes(site.bytes), age, site.function.clone()]);

@@ -192,6 +192,8 @@ mod tests {
         assert_eq!(Confidence::judge(100, 1000, 150, 5000, 7000, 0).level, "low");
         let c = Confidence::judge(0, 0, 0, 0, 0, 0);
         assert_eq!((c.level, c.marked_share), ("low", 0.0));
-        assert!(Confidence::judge(980, 1000, 1000, 5000, 10000, 0).summary.starts_with("high: 98% of its outstanding allocations look like the largest cluster (50% of the cache's objects)"));
+        assert!(Confidence::judge(980, 1000, 1000, 5000, 10000, 0)
+            .summary
+            .starts_with("high: 98% of its outstanding allocations look like the largest cluster (50% of the cache's objects)"));
     }
 }

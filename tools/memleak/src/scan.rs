@@ -1,7 +1,7 @@
 //! The memory scan and the marking (memleak part 2).
 //!
 //! Scan: read every allocated object of the traced cache and find the
-//! largest cluster of similar objects ([`sysak_core::similarity`]). Mark:
+//! largest cluster of similar objects ([`sysak_kernel::similarity`]). Mark:
 //! read each outstanding traced allocation now and compare it with the
 //! cluster's representative; the call site with the most marks is the leak
 //! function.
@@ -10,16 +10,16 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use sysak_core::kmem::vmcore::Vmcore;
-use sysak_core::kmem::{self, BackendChoice, KernelMemory};
-use sysak_core::layout::{KernelAddresses, KernelTypes, SlabLayout};
-use sysak_core::procfs::ProcFs;
-use sysak_core::similarity::{ClusterSketch, ExactCount, ObjectCluster};
-use sysak_core::slab::{caches, walk, KmemCache, WalkStats};
-use sysak_core::symbols::Kallsyms;
+use sysak_kernel::kmem::vmcore::Vmcore;
+use sysak_kernel::kmem::{self, BackendChoice, KernelMemory};
+use sysak_kernel::layout::{KernelAddresses, KernelTypes, SlabLayout};
+use sysak_kernel::procfs::ProcFs;
+use sysak_kernel::similarity::{ClusterSketch, ExactCount, ObjectCluster};
+use sysak_kernel::slab::{caches, walk, KmemCache, WalkStats};
+use sysak_kernel::symbols::Kallsyms;
 
-use sysak_core::trace::outstanding::Outstanding;
 use crate::report::Scan;
+use sysak_kernel::trace::outstanding::Outstanding;
 
 /// Objects scanned at most per pass: bounds CPU time on huge caches.
 const MAX_SCANNED_OBJECTS: u64 = 8_000_000;
@@ -73,7 +73,12 @@ impl Scanner {
         let image = symbols.address_of("_text").ok_or("kallsyms has no _text")?;
         let caches = match symbols.address_of("slab_caches") {
             // KALLSYMS_ALL: start from the list head itself.
-            Some(head) => caches::list_caches(mem.as_ref(), &layout, mem.read_u64(head).map_err(|e| e.to_string())? - layout.cache.list as u64, image)?,
+            Some(head) => caches::list_caches(
+                mem.as_ref(),
+                &layout,
+                mem.read_u64(head).map_err(|e| e.to_string())? - layout.cache.list as u64,
+                image,
+            )?,
             None => caches::list_caches(mem.as_ref(), &layout, any.address, image)?,
         };
         Ok(Scanner { mem, types, layout, addrs, pfns: Vec::new(), caches })
@@ -107,12 +112,13 @@ impl Scanner {
     pub fn biggest_unreclaimable(&self) -> Result<(&KmemCache, String), String> {
         let counts = walk::objects_by_cache(self.mem.as_ref(), &self.layout, &self.addrs, &self.pfns);
         let candidates: Vec<&KmemCache> = self.caches.iter().filter(|c| !c.reclaimable).collect();
-        let best = candidates
-            .iter()
-            .max_by_key(|c| counts.get(&c.address).copied().unwrap_or(0))
-            .ok_or("no unreclaimable cache in the dump")?;
+        let best =
+            candidates.iter().max_by_key(|c| counts.get(&c.address).copied().unwrap_or(0)).ok_or("no unreclaimable cache in the dump")?;
         let n = counts.get(&best.address).copied().unwrap_or(0);
-        Ok((best, format!("the unreclaimable cache with the most objects in the dump: {n} in use, of {} unreclaimable caches", candidates.len())))
+        Ok((
+            best,
+            format!("the unreclaimable cache with the most objects in the dump: {n} in use, of {} unreclaimable caches", candidates.len()),
+        ))
     }
 
     /// The kernel's BTF.
@@ -134,10 +140,7 @@ impl Scanner {
 
     /// The cache named `name` (as in /proc/slabinfo).
     pub fn cache(&self, name: &str) -> Result<&KmemCache, String> {
-        self.caches
-            .iter()
-            .find(|c| c.name == name)
-            .ok_or_else(|| format!("cache {name} is not on the kernel's slab_caches list"))
+        self.caches.iter().find(|c| c.name == name).ok_or_else(|| format!("cache {name} is not on the kernel's slab_caches list"))
     }
 
     /// The largest cluster of similar objects in `cache`: two walks (sketch,
@@ -246,7 +249,8 @@ mod tests {
 
     #[test]
     fn dump_shows_hex_ascii_and_symbols() {
-        let symbols = Kallsyms::parse("ffffffff81000000 T _text\nffffffff81000100 t inotify_fsnotify_ops\nffffffff81000200 T next\n", "").unwrap();
+        let symbols =
+            Kallsyms::parse("ffffffff81000000 T _text\nffffffff81000100 t inotify_fsnotify_ops\nffffffff81000200 T next\n", "").unwrap();
         let mut bytes = b"ABCDEFGH".to_vec();
         bytes.extend_from_slice(&0xffffffff81000108u64.to_le_bytes());
         bytes.extend_from_slice(&[0u8; 4]);

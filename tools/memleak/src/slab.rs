@@ -16,12 +16,12 @@
 
 use std::collections::HashMap;
 
-use sysak_core::procfs::{ProcFs, SlabCacheStats};
-use sysak_core::tool::{EnvironmentError, UsageError};
-use sysak_core::trace::perf::EventHandle;
-use sysak_core::trace::{EventFormat, Field, PerfTracer, Tracefs};
+use sysak_cli::tool::{EnvironmentError, UsageError};
+use sysak_kernel::procfs::{ProcFs, SlabCacheStats};
+use sysak_kernel::trace::perf::EventHandle;
+use sysak_kernel::trace::{EventFormat, Field, PerfTracer, Tracefs};
 
-use sysak_core::trace::outstanding::{Allocation, Outstanding, Stacks};
+use sysak_kernel::trace::outstanding::{Allocation, Outstanding, Stacks};
 
 /// What to trace.
 #[derive(Debug, Clone)]
@@ -72,8 +72,7 @@ pub fn choose_target(procfs: &ProcFs, requested: Option<&str>) -> anyhow::Result
             }
         };
     }
-    let unreclaimable: Vec<&SlabCacheStats> =
-        info.caches.iter().filter(|c| procfs.slab_reclaim_account(&c.name) == Some(false)).collect();
+    let unreclaimable: Vec<&SlabCacheStats> = info.caches.iter().filter(|c| procfs.slab_reclaim_account(&c.name) == Some(false)).collect();
     let total: u64 = unreclaimable.iter().map(|c| c.num_objs).sum();
     let best = unreclaimable
         .iter()
@@ -163,7 +162,7 @@ impl SlabTracer {
 
 impl SlabEvents {
     /// Apply one sample to the outstanding set.
-    pub fn apply(&self, sample: &sysak_core::trace::Sample, outstanding: &mut Outstanding, stacks: Option<&mut Stacks>) {
+    pub fn apply(&self, sample: &sysak_kernel::trace::Sample, outstanding: &mut Outstanding, stacks: Option<&mut Stacks>) {
         match self.roles.get(&sample.event_id) {
             Some(Role::Alloc { ptr, call_site, bytes }) => {
                 let (Some(p), Some(site)) = (ptr.read_u64(sample.raw), call_site.read_u64(sample.raw)) else { return };

@@ -1,4 +1,4 @@
-//! The BPF probes for `-t slab` (see [`sysak_core::trace::in_kernel`]): the preferred
+//! The BPF probes for `-t slab` (see [`sysak_kernel::trace::in_kernel`]): the preferred
 //! tracer where BPF and BTF are available, because frees never travel to
 //! user space.
 //!
@@ -14,8 +14,8 @@
 //!
 //! `-n all` is left to perf (6.x kmem_cache_alloc carries no size).
 
-use sysak_core::layout::{ArgType, KernelTypes};
-use sysak_core::trace::bpf_outstanding::{AllocProbe, Bytes, FreeProbe};
+use sysak_kernel::layout::{ArgType, KernelTypes};
+use sysak_kernel::trace::bpf_outstanding::{AllocProbe, Bytes, FreeProbe};
 
 use crate::slab::{is_kmalloc_bucket, SlabTarget};
 
@@ -77,4 +77,3 @@ pub fn probes(types: &KernelTypes, target: &SlabTarget, cache_address: Option<u6
     }
     Ok((allocs, frees))
 }
-

@@ -3,30 +3,30 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use sysak_core::procfs::ProcFs;
-use sysak_core::symbols::Kallsyms;
-use sysak_core::kmem::BackendChoice;
-use sysak_core::layout::KernelTypes;
-use sysak_core::tool::EnvironmentError;
-use sysak_core::trace::bpf_outstanding::{OutstandingTracer, StackPolicy};
-use sysak_core::trace::Tracefs;
+use sysak_cli::tool::EnvironmentError;
+use sysak_kernel::kmem::BackendChoice;
+use sysak_kernel::layout::KernelTypes;
+use sysak_kernel::procfs::ProcFs;
+use sysak_kernel::symbols::Kallsyms;
+use sysak_kernel::trace::bpf_outstanding::{OutstandingTracer, StackPolicy};
+use sysak_kernel::trace::Tracefs;
 
 use crate::check::Kind;
 use crate::options::{Options, TracerChoice};
-use crate::slab_bpf;
-use sysak_core::trace::in_kernel;
-use crate::vmalloc;
-use crate::vmap::VmapTracer;
-use sysak_core::trace::outstanding::{CallSiteTotal, Outstanding, Stacks};
+use crate::page::{self, PageTracer};
 use crate::report::{CallSite, Confidence, Scan, TraceReport};
 use crate::scan::{self, Scanner};
-use crate::page::{self, PageTracer};
 use crate::slab::{self, SlabTarget, SlabTracer};
-use sysak_core::trace::window::{self, Progress};
+use crate::slab_bpf;
+use crate::vmalloc;
+use crate::vmap::VmapTracer;
+use sysak_cli::progress::Bar;
+use sysak_kernel::trace::in_kernel;
+use sysak_kernel::trace::outstanding::{CallSiteTotal, Outstanding, Stacks};
+use sysak_kernel::trace::window::{self, Progress as _};
 
 /// Distinct stacks kept with -s.
 const MAX_STACKS: usize = 65_536;
-
 
 /// How a window was traced, and what may have made it incomplete.
 struct Traced {
@@ -68,7 +68,7 @@ pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
     let label = format!("sysak memleak: slab {}", target.name());
     let traced = match in_kernel_tracer(options, &target, scanner.as_ref().ok()) {
         Ok(tracer) => {
-            Traced::in_kernel(in_kernel::run(tracer, options.window, &label, &mut outstanding, &mut stacks)?)
+            Traced::in_kernel(in_kernel::run(tracer, options.window, &Bar::new(&label, "tracing"), &mut outstanding, &mut stacks)?)
         }
         Err(why) if options.tracer == TracerChoice::Bpf => {
             return Err(EnvironmentError(format!("--tracer bpf: {why}")).into());
@@ -124,10 +124,10 @@ fn trace_slab_with_perf(
     stacks: &mut Stacks,
 ) -> anyhow::Result<Traced> {
     let tracefs = Tracefs::open()?;
-    let mut traced = SlabTracer::open(&tracefs, target, options.stacks, sysak_core::trace::perf::ring_pages())?;
+    let mut traced = SlabTracer::open(&tracefs, target, options.stacks, sysak_kernel::trace::perf::ring_pages())?;
     let keep_stacks = options.stacks;
     let SlabTracer { tracer, events } = &mut traced;
-    let outcome = window::run(tracer, &events.allocs, &events.frees, options.window, label, |event| match event {
+    let outcome = window::run(tracer, &events.allocs, &events.frees, options.window, &Bar::new(label, "tracing"), |event| match event {
         window::Event::Sample(sample) => events.apply(sample, outstanding, keep_stacks.then_some(&mut *stacks)),
         window::Event::Drained(before) => outstanding.retire(before),
     })?;
@@ -144,14 +144,15 @@ pub fn page(options: &Options) -> anyhow::Result<TraceReport> {
     let label = "sysak memleak: pages";
     let in_kernel = match options.tracer {
         TracerChoice::Perf => Err("--tracer perf".to_string()),
-        _ => KernelTypes::load(&options.scan.btf)
-            .map_err(|e| e.to_string())
-            .and_then(|types| page::bpf_probes(&types, page_size))
-            .and_then(|(allocs, frees)| in_kernel::load(&allocs, &frees, options.max_tracked, StackPolicy::Every).map_err(|e| e.to_string())),
+        _ => {
+            KernelTypes::load(&options.scan.btf).map_err(|e| e.to_string()).and_then(|types| page::bpf_probes(&types, page_size)).and_then(
+                |(allocs, frees)| in_kernel::load(&allocs, &frees, options.max_tracked, StackPolicy::Every).map_err(|e| e.to_string()),
+            )
+        }
     };
     let traced = match in_kernel {
         Ok(tracer) => {
-            let run = in_kernel::run(tracer, options.window, label, &mut outstanding, &mut stacks)?;
+            let run = in_kernel::run(tracer, options.window, &Bar::new(label, "tracing"), &mut outstanding, &mut stacks)?;
             page::call_sites_from_stacks(&mut outstanding, &stacks, &symbols);
             Traced::in_kernel(run)
         }
@@ -178,11 +179,11 @@ fn trace_pages_with_perf(
     stacks: &mut Stacks,
 ) -> anyhow::Result<Traced> {
     let tracefs = Tracefs::open()?;
-    let mut traced = PageTracer::open(&tracefs, sysak_core::trace::perf::ring_pages(), crate::check::page_size())?;
+    let mut traced = PageTracer::open(&tracefs, sysak_kernel::trace::perf::ring_pages(), crate::check::page_size())?;
     let keep_stacks = options.stacks;
     let PageTracer { tracer, events } = &mut traced;
     let (allocs, frees) = (events.allocs.clone(), events.frees.clone());
-    let outcome = window::run(tracer, &allocs, &frees, options.window, label, |event| match event {
+    let outcome = window::run(tracer, &allocs, &frees, options.window, &Bar::new(label, "tracing"), |event| match event {
         window::Event::Sample(sample) => events.apply(sample, symbols, outstanding, keep_stacks.then_some(&mut *stacks)),
         window::Event::Drained(before) => outstanding.retire(before),
     })?;
@@ -260,13 +261,10 @@ fn verdict(
     let marked: Vec<(String, u64)> =
         sites.iter().map(|s| (symbols.format(s.call_site), marks.get(&s.call_site).copied().unwrap_or(0))).collect();
     let (function, note) = scan::leak_function(&marked);
-    let confidence = function
-        .as_ref()
-        .and_then(|f| sites.iter().zip(&marked).find(|(_, (name, _))| name == f))
-        .map(|(site, (_, n))| {
-            let (similar, scanned) = (scan.similar_objects.unwrap_or(0), scan.scanned_objects.unwrap_or(0));
-            Confidence::judge(*n, site.count, marks.values().sum(), similar, scanned, lost_events)
-        });
+    let confidence = function.as_ref().and_then(|f| sites.iter().zip(&marked).find(|(_, (name, _))| name == f)).map(|(site, (_, n))| {
+        let (similar, scanned) = (scan.similar_objects.unwrap_or(0), scan.scanned_objects.unwrap_or(0));
+        Confidence::judge(*n, site.count, marks.values().sum(), similar, scanned, lost_events)
+    });
     (function, note, confidence)
 }
 
@@ -276,21 +274,21 @@ pub fn vmalloc(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport
     let page_size = crate::check::page_size();
     let before = vmalloc::snapshot(procfs, page_size)?;
     let traced = match Tracefs::open() {
-        Ok(tracefs) => VmapTracer::open(&tracefs, sysak_core::trace::perf::ring_pages())?,
+        Ok(tracefs) => VmapTracer::open(&tracefs, sysak_kernel::trace::perf::ring_pages())?,
         Err(_) => None,
     };
     let label = "sysak memleak: vmalloc";
     let Some(mut vmap) = traced else {
-        let progress = Progress::new(label, "tracing (from /proc/vmallocinfo: no vmap tracepoints)", options.window.total);
+        let progress = Bar::started(label, "tracing (from /proc/vmallocinfo: no vmap tracepoints)", options.window.total);
         let start = std::time::Instant::now();
-        while start.elapsed() < options.window.total && !sysak_core::signal::interrupted() {
-            sysak_core::signal::sleep_interruptible((options.window.total - start.elapsed()).min(std::time::Duration::from_millis(250)));
+        while start.elapsed() < options.window.total && !sysak_kernel::signal::interrupted() {
+            sysak_kernel::signal::sleep_interruptible((options.window.total - start.elapsed()).min(std::time::Duration::from_millis(250)));
             progress.set(start.elapsed(), "");
         }
         progress.finish();
         let mut report = vmalloc::report(&before, &vmalloc::snapshot(procfs, page_size)?, options.top);
         report.window_s = start.elapsed().as_secs_f64();
-        report.interrupted = sysak_core::signal::interrupted();
+        report.interrupted = sysak_kernel::signal::interrupted();
         return Ok(report);
     };
     let symbols = Kallsyms::load(Path::new("/proc"))?;
@@ -298,7 +296,7 @@ pub fn vmalloc(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport
     let mut stacks = Stacks::new(MAX_STACKS);
     let keep_stacks = options.stacks;
     let (tracer, allocs, frees, mut events) = vmap.split();
-    let outcome = window::run(tracer, allocs, frees, options.window, label, |event| match event {
+    let outcome = window::run(tracer, allocs, frees, options.window, &Bar::new(label, "tracing"), |event| match event {
         window::Event::Sample(sample) => events.apply(sample, &symbols, &mut outstanding, keep_stacks.then_some(&mut stacks)),
         window::Event::Drained(before) => outstanding.retire(before),
     })?;

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use sysak_core::procfs::{ProcFs, VmallocArea};
+use sysak_kernel::procfs::{ProcFs, VmallocArea};
 
 use crate::check::Kind;
 use crate::report::{CallSite, Scan, TraceReport};
@@ -71,7 +71,7 @@ pub fn report(before: &HashMap<String, CallerTotal>, after: &HashMap<String, Cal
 mod tests {
     use super::*;
     use std::path::Path;
-    use sysak_core::procfs::parse_vmallocinfo;
+    use sysak_kernel::procfs::parse_vmallocinfo;
 
     #[test]
     fn growth_ranks_callers() {

@@ -7,12 +7,12 @@
 
 use std::collections::HashMap;
 
-use sysak_core::symbols::Kallsyms;
-use sysak_core::trace::perf::EventHandle;
-use sysak_core::trace::{Field, PerfTracer, Sample, Tracefs};
+use sysak_kernel::symbols::Kallsyms;
+use sysak_kernel::trace::perf::EventHandle;
+use sysak_kernel::trace::{Field, PerfTracer, Sample, Tracefs};
 
-use sysak_core::trace::callsite::CallSiteFinder;
-use sysak_core::trace::outstanding::{Allocation, Outstanding, Stacks};
+use sysak_kernel::trace::callsite::CallSiteFinder;
+use sysak_kernel::trace::outstanding::{Allocation, Outstanding, Stacks};
 
 /// Function-name fragments of the vmalloc layer.
 pub const VMALLOC_LAYER: &[&str] =
@@ -47,7 +47,11 @@ impl VmapTracer {
         let allocs = vec![tracer.add(&alloc, Some("failed == 0"), true)?];
         roles.insert(
             alloc.id,
-            Role::Alloc { addr: alloc.require("addr")?.clone(), size: alloc.require("size")?.clone(), failed: alloc.field("failed").cloned() },
+            Role::Alloc {
+                addr: alloc.require("addr")?.clone(),
+                size: alloc.require("size")?.clone(),
+                failed: alloc.field("failed").cloned(),
+            },
         );
         let free = tracefs.event_format("vmalloc", "free_vmap_area_noflush")?;
         let frees = vec![tracer.add(&free, None, false)?];

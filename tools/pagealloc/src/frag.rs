@@ -13,7 +13,7 @@
 //! stalls in reclaim and compaction: that is reported as a finding.
 
 use serde::Serialize;
-use sysak_core::procfs::{MigrateFreeBlocks, ZoneFreeBlocks};
+use sysak_kernel::procfs::{MigrateFreeBlocks, ZoneFreeBlocks};
 
 /// PAGE_ALLOC_COSTLY_ORDER (include/linux/mmzone.h, every kernel since 2.6.24).
 pub const COSTLY_ORDER: usize = 3;

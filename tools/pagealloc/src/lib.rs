@@ -23,10 +23,10 @@ use std::time::Duration;
 
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
 use serde::Serialize;
-use sysak_core::output::{self, Format};
-use sysak_core::procfs::{AllocSite, ProcFs};
-use sysak_core::tool::{self, Needs, Outcome, Tool};
-use sysak_core::trace::window::Window;
+use sysak_cli::output::{self, Format};
+use sysak_cli::tool::{self, Needs, Outcome, Tool};
+use sysak_kernel::procfs::{AllocSite, ProcFs};
+use sysak_kernel::trace::window::Window;
 
 /// The tool's entry in sysak's table.
 pub fn tool() -> Tool {
@@ -45,8 +45,18 @@ pub fn tool() -> Tool {
 pub fn command() -> Command {
     Command::new("pagealloc")
         .about("Page-allocator tracing and fragmentation")
-        .arg(Arg::new("frag").long("frag").action(ArgAction::SetTrue).help("Fragmentation from /proc/buddyinfo and /proc/pagetypeinfo, with a verdict"))
-        .arg(Arg::new("outstanding").long("outstanding").action(ArgAction::SetTrue).help("Only the pages still held at the window's end, with their ages"))
+        .arg(
+            Arg::new("frag")
+                .long("frag")
+                .action(ArgAction::SetTrue)
+                .help("Fragmentation from /proc/buddyinfo and /proc/pagetypeinfo, with a verdict"),
+        )
+        .arg(
+            Arg::new("outstanding")
+                .long("outstanding")
+                .action(ArgAction::SetTrue)
+                .help("Only the pages still held at the window's end, with their ages"),
+        )
         .arg(
             Arg::new("interval")
                 .short('i')
@@ -64,7 +74,13 @@ pub fn command() -> Command {
                 .value_parser(value_parser!(u32).range(0..=90))
                 .help("Percentage of the window at its end that traces frees only [default: 0, with --outstanding 20]"),
         )
-        .arg(Arg::new("stacks").short('s').long("stacks").action(ArgAction::SetTrue).help("Show the commonest kernel stack of each call site"))
+        .arg(
+            Arg::new("stacks")
+                .short('s')
+                .long("stacks")
+                .action(ArgAction::SetTrue)
+                .help("Show the commonest kernel stack of each call site"),
+        )
         .arg(Arg::new("top").long("top").value_name("N").value_parser(value_parser!(usize)).default_value("15").help("Rows per table"))
         .arg(
             Arg::new("max-tracked")
@@ -120,7 +136,7 @@ fn run(matches: &ArgMatches, _context: &tool::Context) -> anyhow::Result<Outcome
         }
         return Ok(if report.fragmented { Outcome::Found } else { Outcome::Clean });
     }
-    sysak_core::signal::install();
+    sysak_kernel::signal::install();
     let only_outstanding = matches.get_flag("outstanding");
     let free_only_percent = matches.get_one::<u32>("free-only").copied().unwrap_or(if only_outstanding { 20 } else { 0 });
     let options = trace::TraceOptions {

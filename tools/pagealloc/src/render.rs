@@ -2,8 +2,8 @@
 
 use std::fmt::Write;
 
-use sysak_core::output::{human_bytes, plain_table};
-use sysak_core::procfs::AllocSite;
+use sysak_cli::output::{human_bytes, plain_table};
+use sysak_kernel::procfs::AllocSite;
 
 use crate::frag::FragReport;
 use crate::trace::{Site, TraceReport};
@@ -43,7 +43,8 @@ fn sites(out: &mut String, title: &str, sites: &[Site], with_age: bool) {
         let _ = writeln!(out, "  none");
         return;
     }
-    let mut t = plain_table(if with_age { vec!["pages", "allocs", "max age", "function"] } else { vec!["pages", "allocs", "bytes", "function"] });
+    let mut t =
+        plain_table(if with_age { vec!["pages", "allocs", "max age", "function"] } else { vec!["pages", "allocs", "bytes", "function"] });
     for s in sites {
         let third = if with_age { s.max_age_s.map(|a| format!("{a:.1}s")).unwrap_or_default() } else { human_bytes(s.bytes) };
         t.add_row(vec![s.pages.to_string(), s.allocations.to_string(), third, s.function.clone()]);
@@ -68,7 +69,13 @@ pub fn trace(r: &TraceReport, allocinfo: Option<&[AllocSite]>, only_outstanding:
     if !only_outstanding {
         let mut t = plain_table(["order", "allocs", "allocs/s", "pages", "frees"]);
         for o in &r.by_order {
-            t.add_row(vec![o.order.to_string(), o.allocations.to_string(), format!("{:.1}", o.rate_per_s), o.pages.to_string(), o.frees.to_string()]);
+            t.add_row(vec![
+                o.order.to_string(),
+                o.allocations.to_string(),
+                format!("{:.1}", o.rate_per_s),
+                o.pages.to_string(),
+                o.frees.to_string(),
+            ]);
         }
         let _ = writeln!(out, "\nby order:\n{t}");
         let mut t = plain_table(["migratetype", "pages"]);
@@ -100,7 +107,11 @@ pub fn trace(r: &TraceReport, allocinfo: Option<&[AllocSite]>, only_outstanding:
         }
         let _ = writeln!(out, "\n/proc/allocinfo (precise, since boot):\n{t}");
     }
-    for (n, what) in [(r.lost_events, "events lost (ring buffers full): rates are low"), (r.untracked_sites, "allocations beyond the call-site table"), (r.untracked_outstanding, "allocations not tracked as outstanding (table full)")] {
+    for (n, what) in [
+        (r.lost_events, "events lost (ring buffers full): rates are low"),
+        (r.untracked_sites, "allocations beyond the call-site table"),
+        (r.untracked_outstanding, "allocations not tracked as outstanding (table full)"),
+    ] {
         if n > 0 {
             let _ = writeln!(out, "warning: {n} {what}");
         }

@@ -11,13 +11,14 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use serde::Serialize;
-use sysak_core::symbols::Kallsyms;
-use sysak_core::tool::EnvironmentError;
-use sysak_core::trace::callsite::{CallSiteFinder, PAGE_ALLOCATOR};
-use sysak_core::trace::outstanding::{Allocation, Outstanding, Stacks};
-use sysak_core::trace::perf::EventHandle;
-use sysak_core::trace::window::{self, Window};
-use sysak_core::trace::{Field, PerfTracer, Sample, Tracefs};
+use sysak_cli::progress::Bar;
+use sysak_cli::tool::EnvironmentError;
+use sysak_kernel::symbols::Kallsyms;
+use sysak_kernel::trace::callsite::{CallSiteFinder, PAGE_ALLOCATOR};
+use sysak_kernel::trace::outstanding::{Allocation, Outstanding, Stacks};
+use sysak_kernel::trace::perf::EventHandle;
+use sysak_kernel::trace::window::{self, Window};
+use sysak_kernel::trace::{Field, PerfTracer, Sample, Tracefs};
 
 /// Call sites kept for "allocated" totals.
 const MAX_SITES: usize = 65_536;
@@ -184,8 +185,8 @@ pub fn run(options: &TraceOptions, label: &str) -> anyhow::Result<TraceReport> {
         return Err(EnvironmentError("this kernel has no kmem:mm_page_alloc tracepoint".into()).into());
     }
     let symbols = Kallsyms::load(Path::new("/proc"))?;
-    let page_size = sysak_core::procfs::page_size();
-    let mut tracer = PerfTracer::new(sysak_core::trace::perf::ring_pages())?;
+    let page_size = sysak_kernel::procfs::page_size();
+    let mut tracer = PerfTracer::new(sysak_kernel::trace::perf::ring_pages())?;
     let alloc = tracefs.event_format("kmem", "mm_page_alloc")?;
     let allocs: Vec<EventHandle> = vec![tracer.add(&alloc, None, true)?];
     let mut fields = Fields {
@@ -217,7 +218,7 @@ pub fn run(options: &TraceOptions, label: &str) -> anyhow::Result<TraceReport> {
     let mut stacks = Stacks::new(MAX_STACKS);
     let mut finder = CallSiteFinder::new(PAGE_ALLOCATOR);
     let keep_stacks = options.stacks;
-    let outcome = window::run(&mut tracer, &allocs, &frees, options.window, label, |event| match event {
+    let outcome = window::run(&mut tracer, &allocs, &frees, options.window, &Bar::new(label, "tracing"), |event| match event {
         window::Event::Sample(sample) => {
             apply(sample, &fields, &mut totals, &mut outstanding, &mut stacks, &mut finder, &symbols, page_size, keep_stacks)
         }
@@ -301,7 +302,13 @@ fn report(
     let by_order = (0..orders)
         .map(|o| {
             let (allocations, pages) = totals.by_order.get(o).copied().unwrap_or((0, 0));
-            OrderRate { order: o as u32, allocations, pages, rate_per_s: allocations as f64 / seconds, frees: totals.frees_by_order.get(o).copied().unwrap_or(0) }
+            OrderRate {
+                order: o as u32,
+                allocations,
+                pages,
+                rate_per_s: allocations as f64 / seconds,
+                frees: totals.frees_by_order.get(o).copied().unwrap_or(0),
+            }
         })
         .collect();
     let mut by_migratetype: Vec<MigrateRate> =

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
-use sysak_core::output::{self, Format};
-use sysak_core::procfs::ProcFs;
-use sysak_core::tool::{self, Needs, Outcome, Tool, UsageError};
+use sysak_cli::output::{self, Format};
+use sysak_cli::tool::{self, Needs, Outcome, Tool, UsageError};
+use sysak_kernel::procfs::ProcFs;
 
 use report::{SortKey, SORT_KEYS};
 
@@ -32,11 +32,7 @@ pub fn tool() -> Tool {
         category: "memory",
         summary: "kernel slab caches, live (procps slabtop, plus unreclaimable and growth)",
         experimental: false,
-        needs: Needs {
-            root: true,
-            files: &[("/proc/slabinfo", "slab statistics (CONFIG_SLUB_DEBUG or CONFIG_SLAB)")],
-            offline_flag: None,
-        },
+        needs: Needs { root: true, files: &[("/proc/slabinfo", "slab statistics (CONFIG_SLUB_DEBUG or CONFIG_SLAB)")], offline_flag: None },
         command,
         run,
     }
@@ -44,8 +40,7 @@ pub fn tool() -> Tool {
 
 /// Argument definitions.
 pub fn command() -> Command {
-    let keys: String =
-        SORT_KEYS.iter().map(|(letter, _, what)| format!("  {letter}: sort by {what}\n")).collect();
+    let keys: String = SORT_KEYS.iter().map(|(letter, _, what)| format!("  {letter}: sort by {what}\n")).collect();
     Command::new("slabtop")
         .about("Display kernel slab cache information, like procps slabtop")
         .long_about(
@@ -57,13 +52,7 @@ pub fn command() -> Command {
              --format json, it prints once. With --once and --delay it samples twice, \
              DELAY seconds apart, and prints once with GROWTH filled in.",
         )
-        .arg(
-            Arg::new("once")
-                .short('o')
-                .long("once")
-                .action(ArgAction::SetTrue)
-                .help("Display once, then exit"),
-        )
+        .arg(Arg::new("once").short('o').long("once").action(ArgAction::SetTrue).help("Display once, then exit"))
         .arg(
             Arg::new("sort")
                 .short('s')
@@ -106,19 +95,14 @@ fn run(matches: &ArgMatches, _: &tool::Context) -> anyhow::Result<Outcome> {
     let once = matches.get_flag("once");
     let procfs = ProcFs::default();
     // SAFETY: isatty has no preconditions.
-    let interactive = !once
-        && format == Format::Table
-        && unsafe { libc::isatty(libc::STDOUT_FILENO) == 1 && libc::isatty(libc::STDIN_FILENO) == 1 };
+    let interactive =
+        !once && format == Format::Table && unsafe { libc::isatty(libc::STDOUT_FILENO) == 1 && libc::isatty(libc::STDIN_FILENO) == 1 };
     if interactive {
         interactive_loop(&procfs, sort, delay.unwrap_or(DEFAULT_DELAY_S))?;
         return Ok(Outcome::Clean);
     }
     if !once && delay.is_some() && format == Format::Table {
-        return Err(UsageError(
-            "--delay without --once needs a terminal; use --once --delay SECS to print growth"
-                .into(),
-        )
-        .into());
+        return Err(UsageError("--delay without --once needs a terminal; use --once --delay SECS to print growth".into()).into());
     }
     let report = sample_once(&procfs, sort, delay)?;
     match format {
@@ -135,15 +119,15 @@ fn sample_once(procfs: &ProcFs, sort: SortKey, delay: Option<u64>) -> anyhow::Re
         return Ok(report::build(&read()?, None, sort, procfs));
     };
     let first = read()?;
-    sysak_core::signal::install();
+    sysak_kernel::signal::install();
     let start = Instant::now();
-    sysak_core::signal::sleep_interruptible(Duration::from_secs(secs));
+    sysak_kernel::signal::sleep_interruptible(Duration::from_secs(secs));
     let elapsed = start.elapsed().as_secs_f64().round() as u64;
     Ok(report::build(&read()?, Some((&first, elapsed)), sort, procfs))
 }
 
 fn interactive_loop(procfs: &ProcFs, mut sort: SortKey, delay_s: u64) -> anyhow::Result<()> {
-    sysak_core::signal::install();
+    sysak_kernel::signal::install();
     let _raw = terminal::RawMode::enter(libc::STDIN_FILENO);
     let screen = terminal::ScreenGuard::enter();
     let mut previous = None;
@@ -163,7 +147,7 @@ fn interactive_loop(procfs: &ProcFs, mut sort: SortKey, delay_s: u64) -> anyhow:
         previous_at = now;
         let deadline = Instant::now() + Duration::from_secs(delay_s);
         loop {
-            if sysak_core::signal::interrupted() {
+            if sysak_kernel::signal::interrupted() {
                 return Ok(());
             }
             let left = deadline.saturating_duration_since(Instant::now());

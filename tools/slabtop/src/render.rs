@@ -9,8 +9,7 @@ use std::fmt::Write;
 use crate::report::{CacheRow, SlabtopReport, Summary};
 
 /// procps' heading, padded to 78 columns, then sysak's extra columns.
-pub const HEADING: &str =
-    "  OBJS ACTIVE  USE OBJ SIZE  SLABS OBJ/SLAB CACHE SIZE NAME                    UNRECL GROWTH";
+pub const HEADING: &str = "  OBJS ACTIVE  USE OBJ SIZE  SLABS OBJ/SLAB CACHE SIZE NAME                    UNRECL GROWTH";
 
 fn percent(part: u64, whole: u64) -> f64 {
     if whole == 0 {

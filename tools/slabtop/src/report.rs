@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use sysak_core::procfs::{page_size, ProcFs, SlabCacheStats, SlabInfo};
+use sysak_kernel::procfs::{page_size, ProcFs, SlabCacheStats, SlabInfo};
 
 /// procps' sort keys (`-s` and the live keys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -133,7 +133,6 @@ pub struct SlabtopReport {
     pub caches: Vec<CacheRow>,
 }
 
-
 /// procps' USE column: computed in single precision, then truncated.
 fn use_percent(active: u64, total: u64) -> u32 {
     if total == 0 {
@@ -163,22 +162,14 @@ pub fn summarize(caches: &[SlabCacheStats]) -> Summary {
     if caches.is_empty() {
         s.min_obj_size_bytes = 0;
     }
-    if s.objs > 0 {
-        s.avg_obj_size_bytes = s.total_size_bytes / s.objs;
-    }
+    s.avg_obj_size_bytes = s.total_size_bytes.checked_div(s.objs).unwrap_or(0);
     s
 }
 
 /// Build the report from a sample and, for growth, the previous one.
-pub fn build(
-    info: &SlabInfo,
-    previous: Option<(&SlabInfo, u64)>,
-    sort: SortKey,
-    procfs: &ProcFs,
-) -> SlabtopReport {
+pub fn build(info: &SlabInfo, previous: Option<(&SlabInfo, u64)>, sort: SortKey, procfs: &ProcFs) -> SlabtopReport {
     let page = page_size();
-    let before: Option<HashMap<&str, u64>> = previous
-        .map(|(prev, _)| prev.caches.iter().map(|c| (c.name.as_str(), c.num_objs)).collect());
+    let before: Option<HashMap<&str, u64>> = previous.map(|(prev, _)| prev.caches.iter().map(|c| (c.name.as_str(), c.num_objs)).collect());
     let mut caches: Vec<CacheRow> = info
         .caches
         .iter()
@@ -194,18 +185,11 @@ pub fn build(
             pages_per_slab: c.pages_per_slab,
             cache_size_bytes: c.cache_size_bytes(page),
             unreclaimable: procfs.slab_reclaim_account(&c.name).map(|reclaim| !reclaim),
-            growth_objs: before.as_ref().map(|b| {
-                c.num_objs as i64 - b.get(c.name.as_str()).copied().unwrap_or(0) as i64
-            }),
+            growth_objs: before.as_ref().map(|b| c.num_objs as i64 - b.get(c.name.as_str()).copied().unwrap_or(0) as i64),
         })
         .collect();
     sort_rows(&mut caches, sort);
-    SlabtopReport {
-        sort: sort.letter(),
-        interval_s: previous.map(|(_, secs)| secs),
-        summary: summarize(&info.caches),
-        caches,
-    }
+    SlabtopReport { sort: sort.letter(), interval_s: previous.map(|(_, secs)| secs), summary: summarize(&info.caches), caches }
 }
 
 /// Sort as procps does: numbers descending, names ascending. Ties keep file
@@ -282,9 +266,7 @@ mod tests {
     #[test]
     fn sort_keys_follow_procps() {
         let fs = ProcFs::new("/nonexistent", "/nonexistent");
-        let names = |k| -> Vec<String> {
-            build(&sample(), None, k, &fs).caches.into_iter().map(|c| c.name).collect()
-        };
+        let names = |k| -> Vec<String> { build(&sample(), None, k, &fs).caches.into_iter().map(|c| c.name).collect() };
         assert_eq!(names(SortKey::Objs), ["a", "b", "c"]);
         assert_eq!(names(SortKey::ObjSize), ["b", "a", "c"]);
         assert_eq!(names(SortKey::Name), ["a", "b", "c"]);

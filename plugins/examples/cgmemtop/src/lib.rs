@@ -232,8 +232,12 @@ fn run(host: &Host, args: Vec<String>) -> i32 {
                 let _ = writeln!(
                     out,
                     "{:>10} {:>10} {:>10} {:>10} {:>10}  {}",
-                    mib(Some(g.usage_bytes)), mib(g.anon_bytes), mib(g.file_bytes),
-                    mib(g.kernel_bytes), mib(g.slab_bytes), g.path
+                    mib(Some(g.usage_bytes)),
+                    mib(g.anon_bytes),
+                    mib(g.file_bytes),
+                    mib(g.kernel_bytes),
+                    mib(g.slab_bytes),
+                    g.path
                 );
             }
         }

@@ -1,0 +1,21 @@
+//! sysak-cli: what sysak's tools share on the command line, and no tool logic.
+//!
+//! Tools (crates under `tools/`) depend on this crate and on sysak-kernel;
+//! this crate never knows about any tool.
+//!
+//! - [`tool`]: the descriptor every tool exports, exit statuses and the
+//!   two error kinds the dispatcher maps to them.
+//! - [`output`]: `--format table|json` and rendering helpers.
+//! - [`progress`]: the progress bar trace windows report to.
+//! - [`plugin`]: plugin discovery, trust checks and loading (C ABI).
+//! - [`config`]: the site configuration, /etc/sysak/sysak.toml.
+//! - [`i18n`]: table labels in English or Chinese.
+
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod i18n;
+pub mod output;
+pub mod plugin;
+pub mod progress;
+pub mod tool;

@@ -1,0 +1,242 @@
+//! Object-content similarity: leaked objects are many, alike, and never
+//! change, so the largest cluster of similar objects in a cache points at
+//! them.
+//!
+//! The rule is the original sysak's: a byte is *useful* unless it is one of
+//! 0x00 0xff 0xbb 0xcc 0x5a 0x6a (zeroes, all-ones, and the slab debug
+//! poison and red-zone bytes); object B is similar to A when B equals A on
+//! at least `percent` % (65 by default) of A's useful byte positions; A
+//! needs at least 4 useful bytes.
+//!
+//! Finding the largest cluster is not quadratic: a first pass keeps at most
+//! [`SKETCH_SIZE`] candidate representatives with Space-Saving counts (an
+//! object matching no candidate replaces the weakest one and inherits its
+//! count, so any cluster holding more than 1/[`SKETCH_SIZE`] of the objects
+//! survives), then a second pass counts the strongest candidates exactly.
+//! Time is O(objects × candidates × object size); memory is
+//! O(candidates × object size), whatever the cache's size.
+
+/// Candidates kept by the first pass.
+pub const SKETCH_SIZE: usize = 32;
+/// Candidates counted exactly in the second pass.
+pub const FINALISTS: usize = 4;
+/// Default similarity threshold, in percent.
+pub const DEFAULT_PERCENT: u32 = 65;
+/// A representative needs this many useful bytes.
+const MIN_USEFUL: usize = 4;
+
+/// Whether a byte says something about an object.
+pub fn is_useful(b: u8) -> bool {
+    !matches!(b, 0x00 | 0xff | 0xbb | 0xcc | 0x5a | 0x6a)
+}
+
+/// An object others are compared with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Representative {
+    /// Where it was read.
+    pub address: u64,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    useful: Vec<u32>,
+    needed: usize,
+}
+
+impl Representative {
+    /// `None` when the object has fewer than 4 useful bytes.
+    pub fn new(address: u64, bytes: &[u8], percent: u32) -> Option<Representative> {
+        let useful: Vec<u32> = bytes.iter().enumerate().filter(|(_, b)| is_useful(**b)).map(|(i, _)| i as u32).collect();
+        if useful.len() < MIN_USEFUL {
+            return None;
+        }
+        let needed = (useful.len() * percent as usize).div_ceil(100);
+        Some(Representative { address, bytes: bytes.to_vec(), useful, needed })
+    }
+
+    /// Whether `other` is similar to this representative.
+    pub fn matches(&self, other: &[u8]) -> bool {
+        let mut equal = 0usize;
+        let mut left = self.useful.len();
+        for &i in &self.useful {
+            left -= 1;
+            if other.get(i as usize) == Some(&self.bytes[i as usize]) {
+                equal += 1;
+                if equal >= self.needed {
+                    return true;
+                }
+            }
+            if equal + left < self.needed {
+                return false;
+            }
+        }
+        equal >= self.needed
+    }
+}
+
+/// First pass: candidate clusters with Space-Saving counts.
+#[derive(Debug)]
+pub struct ClusterSketch {
+    percent: u32,
+    candidates: Vec<(Representative, u64)>,
+    /// Objects seen.
+    pub scanned: u64,
+    /// Objects with too few useful bytes to say anything (all zero, say).
+    pub featureless: u64,
+}
+
+impl ClusterSketch {
+    /// A sketch with threshold `percent`.
+    pub fn new(percent: u32) -> ClusterSketch {
+        ClusterSketch { percent, candidates: Vec::with_capacity(SKETCH_SIZE), scanned: 0, featureless: 0 }
+    }
+
+    /// Account one object.
+    pub fn observe(&mut self, address: u64, bytes: &[u8]) {
+        self.scanned += 1;
+        if let Some(c) = self.candidates.iter_mut().find(|(rep, _)| rep.matches(bytes)) {
+            c.1 += 1;
+            return;
+        }
+        let Some(rep) = Representative::new(address, bytes, self.percent) else {
+            self.featureless += 1;
+            return;
+        };
+        if self.candidates.len() < SKETCH_SIZE {
+            self.candidates.push((rep, 1));
+        } else {
+            let weakest = self.candidates.iter_mut().min_by_key(|(_, n)| *n).unwrap();
+            *weakest = (rep, weakest.1 + 1);
+        }
+    }
+
+    /// The strongest candidates, for exact counting.
+    pub fn finalists(&self) -> Vec<Representative> {
+        let mut c = self.candidates.clone();
+        c.sort_by_key(|c| std::cmp::Reverse(c.1));
+        c.into_iter().take(FINALISTS).map(|(rep, _)| rep).collect()
+    }
+}
+
+/// Second pass: exact counts for the finalists.
+#[derive(Debug)]
+pub struct ExactCount {
+    finalists: Vec<(Representative, u64)>,
+    scanned: u64,
+}
+
+/// The largest cluster found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectCluster {
+    /// The representative object.
+    pub representative: Representative,
+    /// Objects similar to it (itself included).
+    pub similar: u64,
+    /// Objects compared in the counting pass.
+    pub scanned: u64,
+}
+
+impl ExactCount {
+    /// Count for `finalists`.
+    pub fn new(finalists: Vec<Representative>) -> ExactCount {
+        ExactCount { finalists: finalists.into_iter().map(|r| (r, 0)).collect(), scanned: 0 }
+    }
+
+    /// Account one object (it may match several finalists).
+    pub fn observe(&mut self, bytes: &[u8]) {
+        self.scanned += 1;
+        for (rep, n) in &mut self.finalists {
+            if rep.matches(bytes) {
+                *n += 1;
+            }
+        }
+    }
+
+    /// The finalist with the most similar objects.
+    pub fn largest(self) -> Option<ObjectCluster> {
+        let scanned = self.scanned;
+        self.finalists.into_iter().max_by_key(|(_, n)| *n).filter(|(_, n)| *n > 0).map(|(representative, similar)| ObjectCluster {
+            representative,
+            similar,
+            scanned,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(seed: u64, len: usize) -> Vec<u8> {
+        // xorshift noise: distinct objects share ~1/256 of their bytes.
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_reference_rule() {
+        assert!(!is_useful(0) && !is_useful(0xff) && !is_useful(0x5a) && !is_useful(0x6a));
+        assert!(!is_useful(0xbb) && !is_useful(0xcc) && is_useful(0x41) && is_useful(0x88));
+        // Fewer than 4 useful bytes: no representative.
+        assert!(Representative::new(0, &[0, 0, 1, 2, 3, 0xff], 65).is_none());
+        // 20 useful bytes; 13 equal = 65 % -> similar, 12 -> not.
+        let a: Vec<u8> = (1..=20).collect();
+        let rep = Representative::new(0, &a, 65).unwrap();
+        let mut b = a.clone();
+        for x in b.iter_mut().take(7) {
+            *x = 0x77;
+        }
+        assert!(rep.matches(&b));
+        b[7] = 0x77;
+        assert!(!rep.matches(&b));
+        // Only A's useful positions count: B's extra bytes do not matter.
+        let mut a2 = a.clone();
+        a2.extend([0u8; 20]);
+        let rep2 = Representative::new(0, &a2, 65).unwrap();
+        let mut b2 = a2.clone();
+        b2[20..].fill(0x99);
+        assert!(rep2.matches(&b2));
+    }
+
+    #[test]
+    fn finds_a_minority_cluster_among_noise() {
+        // 30 % leaked objects (same text, differing pointers), 70 % noise.
+        let leaked = |k: u64| {
+            let mut o = b"sysak-leak-pattern-0123456789abcdef-sysak-leak".to_vec();
+            o.extend_from_slice(&(0xffff_8881_0000_0000u64 + k * 64).to_le_bytes());
+            o.extend_from_slice(&object(k, 10));
+            o
+        };
+        let objects: Vec<(u64, Vec<u8>)> =
+            (0..10_000u64).map(|k| (k * 64, if k % 10 < 3 { leaked(k) } else { object(k + 1_000_000, 64) })).collect();
+        let mut sketch = ClusterSketch::new(DEFAULT_PERCENT);
+        for (a, o) in &objects {
+            sketch.observe(*a, o);
+        }
+        let mut exact = ExactCount::new(sketch.finalists());
+        for (_, o) in &objects {
+            exact.observe(o);
+        }
+        let cluster = exact.largest().unwrap();
+        assert_eq!(cluster.similar, 3000);
+        assert_eq!(cluster.scanned, 10_000);
+        assert!(cluster.representative.bytes.starts_with(b"sysak-leak-pattern"));
+    }
+
+    #[test]
+    fn pure_noise_gives_a_small_cluster() {
+        let mut sketch = ClusterSketch::new(DEFAULT_PERCENT);
+        let objects: Vec<Vec<u8>> = (0..2000u64).map(|k| object(k, 64)).collect();
+        for (k, o) in objects.iter().enumerate() {
+            sketch.observe(k as u64, o);
+        }
+        let mut exact = ExactCount::new(sketch.finalists());
+        objects.iter().for_each(|o| exact.observe(o));
+        assert!(exact.largest().map(|c| c.similar).unwrap_or(0) <= 2);
+    }
+}

@@ -1,0 +1,188 @@
+//! Walking one cache's slabs: the allocated objects and their bytes.
+//!
+//! Slab pages come from /proc/kpageflags (a snapshot). For each one, the
+//! struct slab is read from vmemmap and must still be a slab of the target
+//! cache; the slab's bytes are read in one go and its freelist decoded, and
+//! every object not on it is handed to the caller.
+//!
+//! What "allocated" means here: not on the slab's own freelist. Objects
+//! held by a CPU — on a frozen slab's per-CPU freelist, or (6.18+) in a
+//! per-CPU sheaf — look allocated; they are few (bounded by CPUs × a slab),
+//! and [`WalkStats::frozen_slabs`] says how many slabs were per-CPU.
+
+use crate::kmem::{KernelMemory, PAGE};
+use crate::layout::{KernelAddresses, SlabLayout};
+
+use super::freelist::free_objects;
+use super::KmemCache;
+
+/// What the walk saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WalkStats {
+    /// Slabs of the cache walked.
+    pub slabs: u64,
+    /// Allocated objects handed to the caller.
+    pub objects: u64,
+    /// Slabs owned by a CPU when read.
+    pub frozen_slabs: u64,
+    /// Slabs whose freelist could not be decoded (changed under the walk).
+    pub corrupt_freelists: u64,
+    /// Slabs that could not be read.
+    pub unreadable_slabs: u64,
+    /// Slabs not owned by a CPU whose free-object count disagreed with
+    /// `objects - inuse` (they changed between the two reads).
+    pub inconsistent_slabs: u64,
+    /// The walk stopped at the object limit.
+    pub truncated: bool,
+}
+
+/// Struct pages read per vmemmap window.
+const WINDOW_PAGES: u64 = 1024;
+
+/// Reads struct pages through a window over vmemmap, so neighbouring slab
+/// pages cost one read.
+struct PageStructs<'a> {
+    mem: &'a dyn KernelMemory,
+    addrs: &'a KernelAddresses,
+    size: usize,
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+impl<'a> PageStructs<'a> {
+    fn new(mem: &'a dyn KernelMemory, addrs: &'a KernelAddresses, size: usize) -> Self {
+        PageStructs { mem, addrs, size, start: u64::MAX, bytes: Vec::new() }
+    }
+
+    fn get(&mut self, pfn: u64) -> Option<&[u8]> {
+        if pfn < self.start || pfn >= self.start + WINDOW_PAGES {
+            self.start = pfn;
+            self.bytes.resize(self.size * WINDOW_PAGES as usize, 0);
+            // Unreadable pages of vmemmap read as zeros: not marked slab.
+            self.mem.read_pages(self.addrs.pfn_to_page(pfn, self.size), &mut self.bytes).ok()?;
+        }
+        let at = (pfn - self.start) as usize * self.size;
+        Some(&self.bytes[at..at + self.size])
+    }
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+/// Slab head PFNs found by reading every struct page of `ranges` (PFN
+/// ranges `[start, end)`), for a dump, which has no /proc/kpageflags.
+pub fn slab_pfns_from_memmap(mem: &dyn KernelMemory, layout: &SlabLayout, addrs: &KernelAddresses, ranges: &[(u64, u64)]) -> Vec<u64> {
+    let mut pages = PageStructs::new(mem, addrs, layout.page_struct_size);
+    let mut pfns = Vec::new();
+    for &(start, end) in ranges {
+        for pfn in start..end {
+            let Some(page) = pages.get(pfn) else { continue };
+            if layout.mark.is_slab(page) && u64_at(page, layout.compound_head) & 1 == 0 {
+                pfns.push(pfn);
+            }
+        }
+    }
+    pfns
+}
+
+/// Objects in use per cache address (`inuse` of every slab), to rank
+/// caches where /proc/slabinfo is not available (a dump).
+pub fn objects_by_cache(
+    mem: &dyn KernelMemory,
+    layout: &SlabLayout,
+    addrs: &KernelAddresses,
+    pfns: &[u64],
+) -> std::collections::HashMap<u64, u64> {
+    let mut pages = PageStructs::new(mem, addrs, layout.page_struct_size);
+    let mut counts = std::collections::HashMap::new();
+    for &pfn in pfns {
+        let Some(page) = pages.get(pfn) else { continue };
+        if layout.mark.is_slab(page) {
+            *counts.entry(u64_at(page, layout.slab_cache)).or_default() += layout.inuse.get(page);
+        }
+    }
+    counts
+}
+
+/// The address of some cache, from the first slab page whose struct slab
+/// checks out: the entry point to the cache list, and a check that
+/// vmemmap and the layout are right.
+pub fn any_cache(mem: &dyn KernelMemory, layout: &SlabLayout, addrs: &KernelAddresses, pfns: &[u64]) -> Result<KmemCache, String> {
+    let mut pages = PageStructs::new(mem, addrs, layout.page_struct_size);
+    let mut last = String::from("no slab pages in /proc/kpageflags");
+    for &pfn in pfns.iter().take(64) {
+        let Some(page) = pages.get(pfn) else { continue };
+        if !layout.mark.is_slab(page) {
+            last = format!("the struct page of slab PFN {pfn:#x} at vmemmap {:#x} is not marked slab", addrs.vmemmap);
+            continue;
+        }
+        match KmemCache::read(mem, layout, u64_at(page, layout.slab_cache)) {
+            Ok(cache) => return Ok(cache),
+            Err(e) => last = e,
+        }
+    }
+    Err(format!("cannot find a slab cache through vmemmap ({last})"))
+}
+
+/// Walk `cache`'s slabs among `pfns`, calling `each(address, bytes)` for up
+/// to `max_objects` allocated objects (`bytes` is `object_size` long).
+pub fn walk_cache(
+    mem: &dyn KernelMemory,
+    layout: &SlabLayout,
+    addrs: &KernelAddresses,
+    pfns: &[u64],
+    cache: &KmemCache,
+    max_objects: u64,
+    mut each: impl FnMut(u64, &[u8]),
+) -> WalkStats {
+    let mut stats = WalkStats::default();
+    let mut pages = PageStructs::new(mem, addrs, layout.page_struct_size);
+    let mut slab = Vec::new();
+    let size = cache.size as usize;
+    let pad = cache.red_left_pad as usize;
+    for &pfn in pfns {
+        let Some(page) = pages.get(pfn) else { continue };
+        if !layout.mark.is_slab(page) || u64_at(page, layout.slab_cache) != cache.address {
+            continue;
+        }
+        let objects = layout.objects.get(page) as u32;
+        let first_free = u64_at(page, layout.freelist);
+        let inuse = layout.inuse.get(page) as u32;
+        let frozen = layout.frozen.map(|f| f.get(page) != 0).unwrap_or(false);
+        let span = pad + objects as usize * size;
+        if objects == 0 || span > (PAGE as usize) << 10 {
+            stats.corrupt_freelists += 1;
+            continue;
+        }
+        stats.slabs += 1;
+        stats.frozen_slabs += frozen as u64;
+        let base = addrs.pfn_to_virt(pfn);
+        slab.resize(span, 0);
+        if mem.read(base, &mut slab).is_err() {
+            stats.unreadable_slabs += 1;
+            continue;
+        }
+        let free = match free_objects(&slab, base, cache, first_free, objects) {
+            Ok(free) => free,
+            Err(_) => {
+                stats.corrupt_freelists += 1;
+                continue;
+            }
+        };
+        let free_count = free.iter().filter(|f| **f).count() as u32;
+        if !frozen && free_count + inuse != objects {
+            stats.inconsistent_slabs += 1;
+        }
+        for (i, _) in free.iter().enumerate().filter(|(_, f)| !**f) {
+            if stats.objects >= max_objects {
+                stats.truncated = true;
+                return stats;
+            }
+            let at = pad + i * size;
+            each(base + at as u64, &slab[at..at + cache.object_size as usize]);
+            stats.objects += 1;
+        }
+    }
+    stats
+}

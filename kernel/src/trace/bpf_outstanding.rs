@@ -1,0 +1,379 @@
+//! An outstanding-allocation set kept in the kernel: BPF programs on raw
+//! tracepoints insert each traced allocation into a hash keyed by address
+//! (or struct page) and delete it on free, so frees never travel to user
+//! space. At the end user space reads what is left, in batches.
+//!
+//! Measured on 6.18 (kernel-notes): a workload whose every allocation is
+//! traced runs ~2.6× slower with stacks, and an untraced size class pays
+//! ~1.1–1.2× — against 3.2× / 1.7× for perf samples with a user-space set.
+//!
+//! Choices, all from kernel-notes:
+//! - raw tracepoints (BPF_RAW_TRACEPOINT_OPEN), never
+//!   PERF_EVENT_IOC_SET_BPF: a raw tracepoint program does not change what
+//!   other tracers of the same tracepoint see;
+//! - argument positions from BTF's `btf_trace_<name>` prototypes;
+//! - every program is loaded before any is attached (the verifier's own
+//!   allocations would be traced), frees are attached before allocations;
+//! - what can make the answer wrong is counted: hash insert failures (table
+//!   full) and `recursion_misses` (a skipped free becomes a false leak).
+//!
+//! Everything is file descriptors: programs detach and maps vanish when the
+//! process exits, even on SIGKILL.
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+
+use crate::bpf::insn::{self, helper, Builder, Cond, Size, FP, R0, R1, R2, R3, R4, R6, R7, R9};
+use crate::bpf::sys::{MapType, ProgramType};
+use crate::bpf::{BpfError, Map, Program};
+
+/// Where an allocation's size comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bytes {
+    /// Always this many bytes (a cache's object size).
+    Const(u64),
+    /// The tracepoint argument at this index.
+    Arg(usize),
+    /// `page_size << order`, the order being the argument at this index.
+    PageOrder {
+        /// Bytes in a page.
+        page_size: u64,
+        /// Argument holding the order.
+        order_arg: usize,
+    },
+}
+
+/// A tracepoint whose hits are allocations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllocProbe {
+    /// Raw tracepoint name ("kmalloc").
+    pub tracepoint: String,
+    /// Argument that is the allocation's key (the returned pointer).
+    pub key_arg: usize,
+    /// Argument that is the call site, if the tracepoint has one.
+    pub call_site_arg: Option<usize>,
+    /// Size of the allocation.
+    pub bytes: Bytes,
+    /// Only hits whose argument `.0` equals `.1`.
+    pub filter: Option<(usize, u64)>,
+    /// Skip hits whose argument `.0` equals `.1` (any of them).
+    pub exclude: Vec<(usize, u32)>,
+}
+
+/// A tracepoint whose hits free a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreeProbe {
+    /// Raw tracepoint name ("kfree").
+    pub tracepoint: String,
+    /// Argument holding the freed key.
+    pub key_arg: usize,
+}
+
+/// Which allocations get their kernel stack unwound: the unwind is the
+/// dominant cost (~1.8 µs an allocation on 6.18, kernel-notes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StackPolicy {
+    /// No stacks.
+    None,
+    /// Every traced allocation.
+    Every,
+    /// The first `n` allocations of each call site; later ones carry the
+    /// stack of the newest of those (an approximation: a call site reached
+    /// through many paths shows only the first `n` of them).
+    PerCallSite(u32),
+}
+
+/// One outstanding allocation read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The key (address).
+    pub key: u64,
+    /// CLOCK_MONOTONIC ns of the allocation.
+    pub time_ns: u64,
+    /// Call site (0 when the tracepoint has none).
+    pub call_site: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Kernel stack, innermost first, when stacks were asked for and kept.
+    pub stack: Option<u32>,
+}
+
+/// Counters that qualify the result.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InKernelStats {
+    /// Allocations not inserted (hash full).
+    pub insert_failures: u64,
+    /// Allocations whose stack could not be stored (stack map full).
+    pub stack_failures: u64,
+    /// Program runs the kernel skipped (recursion): frees skipped this way
+    /// may show as false leaks.
+    pub recursion_misses: u64,
+}
+
+const VALUE_SIZE: u32 = 32;
+const COUNTER_INSERT_FAILURES: u32 = 0;
+const COUNTER_STACK_FAILURES: u32 = 1;
+/// Frames per stored stack.
+pub const STACK_DEPTH: usize = 32;
+/// Frames of the BPF trampoline at the top of a raw tracepoint stack.
+const BPF_FRAMES: i32 = 2;
+
+/// Call sites whose stacks are sampled (StackPolicy::PerCallSite).
+const MAX_SITES: u32 = 16_384;
+
+/// The tracer: maps, programs, and (while running) attachments.
+pub struct OutstandingTracer {
+    hash: Map,
+    stacks: Option<Map>,
+    _sites: Option<Map>,
+    counters: Map,
+    allocs: Vec<(String, Program)>,
+    frees: Vec<(String, Program)>,
+    alloc_links: Vec<OwnedFd>,
+    free_links: Vec<OwnedFd>,
+}
+
+fn arg(i: usize) -> i16 {
+    (i * 8) as i16
+}
+
+/// `counters[index] += 1` (R0–R5 clobbered).
+fn count(b: &mut Builder, counters: &Map, index: u32) {
+    b.push([insn::store_imm(Size::W, FP, -44, index as i32)])
+        .push(insn::load_map_fd(R1, counters.fd()))
+        .push([insn::mov(R2, FP), insn::add_imm(R2, -44), insn::call(helper::MAP_LOOKUP_ELEM)])
+        .exit_if_imm(Cond::Eq, R0, 0)
+        .push([insn::mov_imm(R1, 1), insn::atomic_add(R0, 0, R1)]);
+}
+
+/// `*(fp-16) = bpf_get_stackid(ctx, stacks, skip BPF frames)`; R6 = ctx.
+fn unwind(b: &mut Builder, stacks: &Map) {
+    b.push([insn::mov(R1, R6)]).push(insn::load_map_fd(R2, stacks.fd())).push([
+        insn::mov_imm(R3, BPF_FRAMES),
+        insn::call(helper::GET_STACKID),
+        insn::store(Size::DW, FP, -16, R0),
+    ]);
+}
+
+/// Unwind only the first `per_site` allocations of a call site (call site
+/// in *(fp-32)); later ones reuse the site's last stack id. `sites` maps
+/// call site -> {stack id, unwinds}.
+fn sampled_unwind(b: &mut Builder, stacks: &Map, sites: &Map, per_site: u32) {
+    b.push([insn::load(Size::DW, R1, FP, -32), insn::store(Size::DW, FP, -56, R1)])
+        .push(insn::load_map_fd(R1, sites.fd()))
+        .push([insn::mov(R2, FP), insn::add_imm(R2, -56), insn::call(helper::MAP_LOOKUP_ELEM), insn::mov(R9, R0)])
+        .push([insn::mov_imm(R7, 1)]);
+    // Known site with enough stacks: reuse its stack id, no unwind.
+    b.skip_if_imm(Cond::Eq, R9, 0, |b| {
+        b.push([insn::load(Size::DW, R1, R9, 8)]);
+        b.skip_if_imm(Cond::Lt, R1, per_site as i32, |b| {
+            b.push([insn::load(Size::DW, R1, R9, 0), insn::store(Size::DW, FP, -16, R1), insn::mov_imm(R7, 0)]);
+        });
+    });
+    b.skip_if_imm(Cond::Eq, R7, 0, |b| {
+        unwind(b, stacks);
+        // Known site: count the unwind and keep the newest id.
+        b.skip_if_imm(Cond::Eq, R9, 0, |b| {
+            b.push([
+                insn::mov_imm(R1, 1),
+                insn::atomic_add(R9, 8, R1),
+                insn::load(Size::DW, R1, FP, -16),
+                insn::store(Size::DW, R9, 0, R1),
+            ]);
+        });
+        // New site: {id, 1}.
+        b.skip_if_imm(Cond::Ne, R9, 0, |b| {
+            b.push([insn::load(Size::DW, R1, FP, -16), insn::store(Size::DW, FP, -72, R1), insn::store_imm(Size::DW, FP, -64, 1)])
+                .push(insn::load_map_fd(R1, sites.fd()))
+                .push([
+                    insn::mov(R2, FP),
+                    insn::add_imm(R2, -56),
+                    insn::mov(R3, FP),
+                    insn::add_imm(R3, -72),
+                    insn::mov_imm(R4, 0),
+                    insn::call(helper::MAP_UPDATE_ELEM),
+                ]);
+        });
+    });
+}
+
+fn alloc_program(p: &AllocProbe, hash: &Map, stacks: Option<&Map>, sites: Option<(&Map, u32)>, counters: &Map) -> Vec<insn::Insn> {
+    let mut b = Builder::new();
+    b.push([insn::mov(R6, R1)]);
+    if let Some((index, value)) = p.filter {
+        b.push([insn::load(Size::DW, R1, R6, arg(index))]).push(insn::ld_imm64(R2, value)).exit_if(Cond::Ne, R1, R2);
+    }
+    for (index, value) in &p.exclude {
+        b.push([insn::load(Size::DW, R1, R6, arg(*index))]).exit_if_imm(Cond::Eq, R1, *value as i32);
+    }
+    b.push([insn::load(Size::DW, R7, R6, arg(p.key_arg))]).exit_if_imm(Cond::Eq, R7, 0);
+    // value at fp-40: {time, call_site, bytes, stackid}; key at fp-8.
+    b.push([insn::store(Size::DW, FP, -8, R7), insn::call(helper::KTIME_GET_NS), insn::store(Size::DW, FP, -40, R0)]);
+    match p.call_site_arg {
+        Some(i) => b.push([insn::load(Size::DW, R1, R6, arg(i))]),
+        None => b.push([insn::mov_imm(R1, 0)]),
+    };
+    b.push([insn::store(Size::DW, FP, -32, R1)]);
+    match p.bytes {
+        Bytes::Const(n) => b.push(insn::ld_imm64(R1, n)),
+        Bytes::Arg(i) => b.push([insn::load(Size::DW, R1, R6, arg(i))]),
+        Bytes::PageOrder { page_size, order_arg } => b.push(insn::ld_imm64(R1, page_size)).push([
+            insn::load(Size::DW, R2, R6, arg(order_arg)),
+            insn::and_imm(R2, 31),
+            insn::lsh(R1, R2),
+        ]),
+    };
+    b.push([insn::store(Size::DW, FP, -24, R1)]);
+    match (stacks, sites) {
+        (Some(map), None) => unwind(&mut b, map),
+        (Some(map), Some((sites, per_site))) => sampled_unwind(&mut b, map, sites, per_site),
+        _ => {
+            b.push([insn::mov_imm(R1, -1), insn::store(Size::DW, FP, -16, R1)]);
+        }
+    }
+    b.push(insn::load_map_fd(R1, hash.fd())).push([
+        insn::mov(R2, FP),
+        insn::add_imm(R2, -8),
+        insn::mov(R3, FP),
+        insn::add_imm(R3, -40),
+        insn::mov_imm(R4, 0),
+        insn::call(helper::MAP_UPDATE_ELEM),
+    ]);
+    b.skip_if_imm(Cond::Eq, R0, 0, |b| {
+        count(b, counters, COUNTER_INSERT_FAILURES);
+        b.return_zero();
+    });
+    if stacks.is_some() {
+        b.push([insn::load(Size::DW, R1, FP, -16)]).exit_if_imm(Cond::Sge, R1, 0);
+        count(&mut b, counters, COUNTER_STACK_FAILURES);
+    }
+    b.finish()
+}
+
+fn free_program(p: &FreeProbe, hash: &Map) -> Vec<insn::Insn> {
+    // Look up before deleting: almost every free is of an untraced object,
+    // and a lookup takes no lock while a delete takes the bucket's.
+    let mut b = Builder::new();
+    b.push([insn::load(Size::DW, R1, R1, arg(p.key_arg))])
+        .exit_if_imm(Cond::Eq, R1, 0)
+        .push([insn::store(Size::DW, FP, -8, R1)])
+        .push(insn::load_map_fd(R1, hash.fd()))
+        .push([insn::mov(R2, FP), insn::add_imm(R2, -8), insn::call(helper::MAP_LOOKUP_ELEM)])
+        .exit_if_imm(Cond::Eq, R0, 0)
+        .push(insn::load_map_fd(R1, hash.fd()))
+        .push([insn::mov(R2, FP), insn::add_imm(R2, -8), insn::call(helper::MAP_DELETE_ELEM)]);
+    b.finish()
+}
+
+impl OutstandingTracer {
+    /// Create the maps and load (verify) every program; nothing is attached
+    /// yet. `capacity` bounds the hash (preallocated: its memory is
+    /// reserved up front, about 100 bytes an entry).
+    pub fn load(allocs: &[AllocProbe], frees: &[FreeProbe], capacity: u32, policy: StackPolicy) -> Result<OutstandingTracer, BpfError> {
+        let hash = Map::create(MapType::Hash, "sysak_out", 8, VALUE_SIZE, capacity, 0)?;
+        let counters = Map::create(MapType::Array, "sysak_cnt", 4, 8, 2, 0)?;
+        let stacks = match policy {
+            StackPolicy::None => None,
+            _ => Some(Map::create(MapType::StackTrace, "sysak_stk", 4, (STACK_DEPTH * 8) as u32, 16_384, 0)?),
+        };
+        let sites = match policy {
+            StackPolicy::PerCallSite(n) => Some((Map::create(MapType::Hash, "sysak_sites", 8, 16, MAX_SITES, 0)?, n)),
+            _ => None,
+        };
+        let allocs = allocs
+            .iter()
+            .map(|p| {
+                let insns = alloc_program(p, &hash, stacks.as_ref(), sites.as_ref().map(|(m, n)| (m, *n)), &counters);
+                Program::load(ProgramType::RawTracepoint, &format!("sysak_{}", p.tracepoint), &insns, 0)
+                    .map(|prog| (p.tracepoint.clone(), prog))
+            })
+            .collect::<Result<_, _>>()?;
+        let frees = frees
+            .iter()
+            .map(|p| {
+                Program::load(ProgramType::RawTracepoint, &format!("sysak_{}", p.tracepoint), &free_program(p, &hash), 0)
+                    .map(|prog| (p.tracepoint.clone(), prog))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(OutstandingTracer {
+            hash,
+            stacks,
+            _sites: sites.map(|(m, _)| m),
+            counters,
+            allocs,
+            frees,
+            alloc_links: Vec::new(),
+            free_links: Vec::new(),
+        })
+    }
+
+    /// Attach: frees first, so no traced allocation's free can be missed.
+    pub fn start(&mut self) -> Result<(), BpfError> {
+        for (tp, prog) in &self.frees {
+            self.free_links.push(prog.attach_raw_tracepoint(tp)?);
+        }
+        for (tp, prog) in &self.allocs {
+            self.alloc_links.push(prog.attach_raw_tracepoint(tp)?);
+        }
+        Ok(())
+    }
+
+    /// Detach the allocation programs (the free-only phase).
+    pub fn stop_allocs(&mut self) {
+        self.alloc_links.clear();
+    }
+
+    /// Detach everything.
+    pub fn stop(&mut self) {
+        self.alloc_links.clear();
+        self.free_links.clear();
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Result<InKernelStats, BpfError> {
+        let counter = |i: u32| -> Result<u64, BpfError> {
+            let mut v = [0u8; 8];
+            self.counters.lookup(&i.to_le_bytes(), &mut v)?;
+            Ok(u64::from_le_bytes(v))
+        };
+        let mut recursion_misses = 0;
+        for (_, prog) in self.allocs.iter().chain(&self.frees) {
+            recursion_misses += prog.recursion_misses()?;
+        }
+        Ok(InKernelStats {
+            insert_failures: counter(COUNTER_INSERT_FAILURES)?,
+            stack_failures: counter(COUNTER_STACK_FAILURES)?,
+            recursion_misses,
+        })
+    }
+
+    /// Every outstanding entry, with its stack id, and the stacks by id.
+    pub fn drain(&self, mut each: impl FnMut(Entry)) -> Result<HashMap<u32, Vec<u64>>, BpfError> {
+        let word = |v: &[u8], i: usize| u64::from_le_bytes(v[i * 8..i * 8 + 8].try_into().unwrap());
+        let mut ids = Vec::new();
+        self.hash.dump(4096, |k, v| {
+            let stack = (word(v, 3) as i64 >= 0).then_some(word(v, 3) as u32);
+            ids.extend(stack);
+            each(Entry {
+                key: u64::from_le_bytes(k.try_into().unwrap()),
+                time_ns: word(v, 0),
+                call_site: word(v, 1),
+                bytes: word(v, 2),
+                stack,
+            });
+        })?;
+        let mut stacks = HashMap::new();
+        if let Some(map) = &self.stacks {
+            ids.sort_unstable();
+            ids.dedup();
+            let mut frames = vec![0u8; STACK_DEPTH * 8];
+            for id in ids {
+                if map.lookup(&id.to_le_bytes(), &mut frames)? {
+                    let ips: Vec<u64> = (0..STACK_DEPTH).map(|i| word(&frames, i)).take_while(|ip| *ip != 0).collect();
+                    stacks.insert(id, ips);
+                }
+            }
+        }
+        Ok(stacks)
+    }
+}
