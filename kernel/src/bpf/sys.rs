@@ -355,8 +355,11 @@ impl Program {
     }
 
     /// Times the kernel skipped this program because it was already running
-    /// on that CPU (`bpf_prog_info.recursion_misses`, 5.12+; 0 before).
-    pub fn recursion_misses(&self) -> Result<u64, BpfError> {
+    /// on that CPU (`bpf_prog_info.recursion_misses`, Linux commit
+    /// 9ed9e9ba2337 ("bpf: Count the number of times recursion was prevented")
+    /// (v5.12)); `None` where the kernel's bpf_prog_info is shorter: it
+    /// cannot say.
+    pub fn recursion_misses(&self) -> Result<Option<u64>, BpfError> {
         let mut info = [0u64; PROG_INFO_WORDS];
         let mut attr =
             InfoAttr { bpf_fd: self.fd.as_raw_fd() as u32, info_len: std::mem::size_of_val(&info) as u32, info: info.as_mut_ptr() as u64 };
@@ -364,6 +367,6 @@ impl Program {
             return Err(BpfError::os("reading BPF program info"));
         }
         let word = RECURSION_MISSES_OFFSET / 8;
-        Ok(if attr.info_len as usize >= RECURSION_MISSES_OFFSET + 8 { info[word] } else { 0 })
+        Ok((attr.info_len as usize >= RECURSION_MISSES_OFFSET + 8).then(|| info[word]))
     }
 }

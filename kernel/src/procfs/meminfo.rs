@@ -33,6 +33,28 @@ pub struct MemInfo {
     pub hugetlb: u64,
     /// `VmallocUsed` (0 on 4.0–5.2, see the module doc).
     pub vmalloc_used: u64,
+    /// `Unevictable` (2.6.28+; it includes `Mlocked`).
+    pub unevictable: Option<u64>,
+    /// `KernelStack` (2.6.32+).
+    pub kernel_stack: Option<u64>,
+    /// `PageTables`.
+    pub page_tables: Option<u64>,
+    /// `SecPageTables`: KVM's and IOMMU's page tables (6.1+).
+    pub secondary_page_tables: Option<u64>,
+    /// `Percpu`: pages backing per-CPU areas (4.16+).
+    pub percpu: Option<u64>,
+    /// `KReclaimable`: `SReclaimable` plus other reclaimable kernel memory
+    /// (4.20+).
+    pub k_reclaimable: Option<u64>,
+    /// `SReclaimable`.
+    pub s_reclaimable: Option<u64>,
+    /// `Zswap`: the compressed pool of zswap (5.19+).
+    pub zswap: Option<u64>,
+    /// `HardwareCorrupted`: pages taken out of use by memory failure.
+    pub hardware_corrupted: Option<u64>,
+    /// `Unaccepted`: memory a confidential guest has not accepted yet
+    /// (6.5+).
+    pub unaccepted: Option<u64>,
 }
 
 impl ProcFs {
@@ -59,8 +81,26 @@ impl MemInfo {
             slab_unreclaimable: m.s_unreclaim.unwrap_or(m.slab),
             hugetlb,
             vmalloc_used: m.vmalloc_used,
+            unevictable: m.unevictable,
+            kernel_stack: m.kernel_stack,
+            page_tables: m.page_tables,
+            secondary_page_tables: m.secondary_page_tables,
+            percpu: m.per_cpu,
+            k_reclaimable: m.k_reclaimable,
+            s_reclaimable: m.s_reclaimable,
+            zswap: m.z_swap,
+            hardware_corrupted: m.hardware_corrupted,
+            // Newer than the procfs crate knows.
+            unaccepted: kilobytes_line(text, "Unaccepted:"),
         })
     }
+}
+
+/// `<label> <N> kB` anywhere in `text`, in bytes.
+fn kilobytes_line(text: &str, label: &str) -> Option<u64> {
+    let rest = text.lines().find_map(|l| l.strip_prefix(label))?;
+    let kb: u64 = rest.split_whitespace().next()?.parse().ok()?;
+    kb.checked_mul(1024)
 }
 
 #[cfg(test)]
@@ -84,6 +124,7 @@ mod tests {
         // 4.19: VmallocUsed reads 0 (4.0-5.2), no KReclaimable (4.20+).
         let m = parse("4.19");
         assert_eq!((m.vmalloc_used, m.slab_unreclaimable, m.hugetlb), (0, 211008 * 1024, 0));
+        assert_eq!((m.kernel_stack, m.page_tables, m.percpu, m.zswap), (Some(12480 * 1024), Some(23988 * 1024), Some(11392 * 1024), None));
         let m = parse("6.1");
         assert_eq!((m.mem_total, m.slab_unreclaimable, m.vmalloc_used), (2014740 * 1024, 39752 * 1024, 12264 * 1024));
         let m = parse("3.10");

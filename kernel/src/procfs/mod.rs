@@ -14,6 +14,8 @@ mod pagetypeinfo;
 mod slabinfo;
 mod sys_slab;
 mod vmallocinfo;
+mod zoneinfo;
+mod zram;
 
 pub use allocinfo::{parse_allocinfo, AllocSite};
 pub use buddyinfo::{parse_buddyinfo, ZoneFreeBlocks};
@@ -22,6 +24,8 @@ pub use meminfo::MemInfo;
 pub use pagetypeinfo::{parse_pagetypeinfo, MigrateFreeBlocks, PageTypeInfo};
 pub use slabinfo::{SlabCacheStats, SlabInfo};
 pub use vmallocinfo::{parse_vmallocinfo, VmallocArea};
+pub use zoneinfo::parse_per_cpu_free_pages;
+pub use zram::parse_mm_stat;
 
 use std::fmt;
 use std::io;

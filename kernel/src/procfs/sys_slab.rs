@@ -14,16 +14,50 @@ impl ProcFs {
     /// SReclaimable in /proc/meminfo. `None` where the attribute does not
     /// exist (SLAB kernels, caches without a sysfs entry).
     pub fn slab_reclaim_account(&self, cache: &str) -> Option<bool> {
-        if cache.contains('/') || cache.starts_with('.') {
-            return None;
-        }
-        let path = self.sys_path("kernel/slab").join(cache).join("reclaim_account");
+        let path = self.slab_dir(cache)?.join("reclaim_account");
         let text = std::fs::read_to_string(path).ok()?;
         match text.trim() {
             "1" => Some(true),
             "0" => Some(false),
             _ => None,
         }
+    }
+
+    /// A numeric attribute of `/sys/kernel/slab/<cache>/`, such as
+    /// `cpu_partial` (objects each CPU may keep on partial slabs of its
+    /// own, counted as in use by /proc/slabinfo) or `sheaf_capacity`
+    /// (6.18+: objects in each per-CPU sheaf). `None` without it; a value
+    /// followed by per-CPU detail (`objects`: `1200 N0=1200`) gives its
+    /// first number.
+    pub fn slab_attribute_u64(&self, cache: &str, attribute: &str) -> Option<u64> {
+        let dir = self.slab_dir(cache)?;
+        std::fs::read_to_string(dir.join(attribute)).ok()?.split_whitespace().next()?.parse().ok()
+    }
+
+    /// The other names of `cache`: SLUB merges compatible caches into one
+    /// and keeps each name as a symlink in /sys/kernel/slab to a
+    /// `:<flags>-<size>` directory; names whose link resolves to the same
+    /// directory share one cache (and one line of /proc/slabinfo). Sorted;
+    /// empty for an unmerged cache or without sysfs.
+    pub fn slab_aliases(&self, cache: &str) -> Vec<String> {
+        let Some(target) = self.slab_dir(cache).and_then(|d| std::fs::canonicalize(d).ok()) else { return Vec::new() };
+        let Ok(entries) = std::fs::read_dir(self.sys_path("kernel/slab")) else { return Vec::new() };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
+            .filter(|e| std::fs::canonicalize(e.path()).is_ok_and(|p| p == target))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n != cache)
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn slab_dir(&self, cache: &str) -> Option<std::path::PathBuf> {
+        if cache.contains('/') || cache.starts_with('.') || cache.is_empty() {
+            return None;
+        }
+        Some(self.sys_path("kernel/slab").join(cache))
     }
 }
 
@@ -44,6 +78,11 @@ mod tests {
         assert_eq!(fs.slab_reclaim_account("kmalloc-64"), Some(false));
         assert_eq!(fs.slab_reclaim_account("missing"), None);
         assert_eq!(fs.slab_reclaim_account("../slab/dentry"), None);
+        // Merged caches: names are links to one directory.
+        std::os::unix::fs::symlink(dir.join("kernel/slab/kmalloc-64"), dir.join("kernel/slab/ext4_io_end")).unwrap();
+        std::os::unix::fs::symlink(dir.join("kernel/slab/kmalloc-64"), dir.join("kernel/slab/bio_crypt")).unwrap();
+        assert_eq!(fs.slab_aliases("ext4_io_end"), ["bio_crypt"]);
+        assert_eq!(fs.slab_aliases("dentry"), Vec::<String>::new());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -34,6 +34,10 @@ pub struct WalkStats {
     pub inconsistent_slabs: u64,
     /// The walk stopped at the object limit.
     pub truncated: bool,
+    /// Slab pages whose struct page could not be read, or whose slab had an
+    /// impossible size: whose they are, and where their objects lie, is
+    /// unknown (a caller must not conclude that an address is in no slab).
+    pub unplaced_slabs: u64,
 }
 
 /// Struct pages read per vmemmap window.
@@ -134,6 +138,36 @@ pub fn walk_cache(
     pfns: &[u64],
     cache: &KmemCache,
     max_objects: u64,
+    each: impl FnMut(u64, &[u8]),
+) -> WalkStats {
+    walk_cache_slabs(mem, layout, addrs, pfns, cache, max_objects, |_| {}, each)
+}
+
+/// One slab of the cache, as the walk met it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlabSpan {
+    /// First byte of the slab's objects (after any left red zone).
+    pub start: u64,
+    /// One past the last object.
+    pub end: u64,
+    /// Its objects were read and its freelist decoded: an address in it
+    /// that `each` was not called for is free. False for a slab skipped
+    /// (unreadable, corrupt freelist).
+    pub decoded: bool,
+}
+
+/// [`walk_cache`], also calling `on_slab` for every slab of the cache
+/// found, before its objects (so a caller can tell a free object of the
+/// cache from an address outside it). A truncated walk stops calling both.
+#[allow(clippy::too_many_arguments)]
+pub fn walk_cache_slabs(
+    mem: &dyn KernelMemory,
+    layout: &SlabLayout,
+    addrs: &KernelAddresses,
+    pfns: &[u64],
+    cache: &KmemCache,
+    max_objects: u64,
+    mut on_slab: impl FnMut(SlabSpan),
     mut each: impl FnMut(u64, &[u8]),
 ) -> WalkStats {
     let mut stats = WalkStats::default();
@@ -142,7 +176,10 @@ pub fn walk_cache(
     let size = cache.size as usize;
     let pad = cache.red_left_pad as usize;
     for &pfn in pfns {
-        let Some(page) = pages.get(pfn) else { continue };
+        let Some(page) = pages.get(pfn) else {
+            stats.unplaced_slabs += 1;
+            continue;
+        };
         if !layout.mark.is_slab(page) || u64_at(page, layout.slab_cache) != cache.address {
             continue;
         }
@@ -153,23 +190,28 @@ pub fn walk_cache(
         let span = pad + objects as usize * size;
         if objects == 0 || span > (PAGE as usize) << 10 {
             stats.corrupt_freelists += 1;
+            stats.unplaced_slabs += 1;
             continue;
         }
         stats.slabs += 1;
         stats.frozen_slabs += frozen as u64;
         let base = addrs.pfn_to_virt(pfn);
+        let whole = SlabSpan { start: base + pad as u64, end: base + span as u64, decoded: false };
         slab.resize(span, 0);
         if mem.read(base, &mut slab).is_err() {
             stats.unreadable_slabs += 1;
+            on_slab(whole);
             continue;
         }
         let free = match free_objects(&slab, base, cache, first_free, objects) {
             Ok(free) => free,
             Err(_) => {
                 stats.corrupt_freelists += 1;
+                on_slab(whole);
                 continue;
             }
         };
+        on_slab(SlabSpan { decoded: true, ..whole });
         let free_count = free.iter().filter(|f| **f).count() as u32;
         if !frozen && free_count + inuse != objects {
             stats.inconsistent_slabs += 1;

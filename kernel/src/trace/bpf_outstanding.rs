@@ -106,8 +106,8 @@ pub struct InKernelStats {
     /// Allocations whose stack could not be stored (stack map full).
     pub stack_failures: u64,
     /// Program runs the kernel skipped (recursion): frees skipped this way
-    /// may show as false leaks.
-    pub recursion_misses: u64,
+    /// may show as false leaks. `None` before 5.12: the kernel cannot say.
+    pub recursion_misses: Option<u64>,
 }
 
 const VALUE_SIZE: u32 = 32;
@@ -336,9 +336,12 @@ impl OutstandingTracer {
             self.counters.lookup(&i.to_le_bytes(), &mut v)?;
             Ok(u64::from_le_bytes(v))
         };
-        let mut recursion_misses = 0;
+        let mut recursion_misses = Some(0);
         for (_, prog) in self.allocs.iter().chain(&self.frees) {
-            recursion_misses += prog.recursion_misses()?;
+            recursion_misses = match (recursion_misses, prog.recursion_misses()?) {
+                (Some(sum), Some(n)) => Some(sum + n),
+                _ => None,
+            };
         }
         Ok(InKernelStats {
             insert_failures: counter(COUNTER_INSERT_FAILURES)?,

@@ -173,6 +173,12 @@ impl Outstanding {
         }
     }
 
+    /// Keep only the allocations for which `keep(key, allocation)` holds
+    /// (those found freed, or in another cache, after the window).
+    pub fn retain(&mut self, mut keep: impl FnMut(u64, &Allocation) -> bool) {
+        self.live.retain(|k, a| keep(*k, a));
+    }
+
     /// Every outstanding allocation with its key (address or PFN).
     pub fn iter(&self) -> impl Iterator<Item = (u64, &Allocation)> {
         self.live.iter().map(|(k, a)| (*k, a))

@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod check;
+mod growth;
 mod offline;
 mod options;
 mod page;
@@ -20,6 +21,7 @@ mod scan;
 mod slab;
 mod slab_bpf;
 mod trace;
+mod verdict;
 mod vmalloc;
 mod vmap;
 
@@ -186,7 +188,8 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
     if let (Some(vmcore), Some(kallsyms)) = (matches.get_one::<String>("vmcore"), matches.get_one::<String>("kallsyms")) {
         let report = offline::run(&options, std::path::Path::new(vmcore), std::path::Path::new(kallsyms))?;
         print_trace(&report, format, lang)?;
-        return Ok(if report.scan.similar_objects.unwrap_or(0) > 0 { Outcome::Found } else { Outcome::Clean });
+        // One dump shows no growth: the cluster is evidence, not a verdict.
+        return Ok(Outcome::Clean);
     }
     let kind = match options.trace_type.as_deref() {
         Some("slab") => Kind::Slab,
@@ -217,9 +220,8 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
         Kind::Vmalloc => trace::vmalloc(&procfs, &options)?,
     };
     print_trace(&report, format, lang)?;
-    // A finding: allocations still outstanding (slab, page), or growth (vmalloc).
-    let found = report.callsites.iter().any(|c| c.growth_bytes.map_or(c.count > 0, |g| g > 0));
-    Ok(if found { Outcome::Found } else { Outcome::Clean })
+    // 1 only when a leak is judged: outstanding turnover is not a leak.
+    Ok(if report.leak { Outcome::Found } else { Outcome::Clean })
 }
 
 fn print_trace(report: &report::TraceReport, format: Format, lang: sysak_cli::i18n::Lang) -> anyhow::Result<()> {

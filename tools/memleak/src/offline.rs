@@ -23,7 +23,7 @@ pub fn run(options: &Options, vmcore: &Path, kallsyms: &Path) -> anyhow::Result<
         None => scanner.biggest_unreclaimable().map_err(sysak_cli::tool::EnvironmentError)?,
     };
     eprintln!("sysak memleak: scanning {} in {}", cache.name, vmcore.display());
-    let (cluster, stats) = scanner.largest_cluster(cache, options.scan.percent);
+    let (cluster, stats) = scanner.largest_cluster(cache, options.scan.percent, &mut scan::Presence::default());
     Ok(TraceReport {
         cache: Some(cache.name.clone()),
         cache_reason: Some(reason),
@@ -32,6 +32,8 @@ pub fn run(options: &Options, vmcore: &Path, kallsyms: &Path) -> anyhow::Result<
         leak_function_note: Some(
             "offline: nothing is traced, so nothing is marked; the cluster and its representative are the evidence".into(),
         ),
+        lost_events: None,
+        summary: "no leak judged: one memory dump shows no growth; the largest cluster below is evidence to read, not a verdict".into(),
         ..TraceReport::new(Kind::Slab, "none")
     })
 }

@@ -23,6 +23,12 @@ pub fn check(r: &CheckReport, lang: Lang) -> String {
         let flag = if r.over_threshold.contains(&kind) { format!("  {}", l("over threshold")) } else { String::new() };
         let _ = writeln!(out, "{} {:>10} {:>6.1}%{flag}", pad(label, 22), human_bytes(bytes), pct(bytes));
     }
+    if !r.alloc_pages_explained.is_empty() {
+        let _ = writeln!(out, "  {}:", l("not counted as alloc pages"));
+        for e in &r.alloc_pages_explained {
+            let _ = writeln!(out, "    {} {:>10}", pad(e.line, 36), human_bytes(e.bytes));
+        }
+    }
     if let Some(trend) = &r.trend {
         let _ = writeln!(out, "\ntrend over {:.0} s ({} samples, least squares):", trend.window_s, trend.samples);
         for c in &trend.categories {
@@ -108,10 +114,26 @@ pub fn trace(r: &TraceReport, lang: Lang) -> String {
     if let Some(reason) = &r.cache_reason {
         let _ = writeln!(out, "\n{}: {} ({reason})", l("cache"), r.cache.as_deref().unwrap_or("-"));
     }
+    if let Some(note) = &r.cache_note {
+        let _ = writeln!(out, "note: {note}");
+    }
     let _ = match &r.tracer_note {
         Some(note) => writeln!(out, "{}: {} ({note})", l("tracer"), r.tracer),
         None => writeln!(out, "{}: {}", l("tracer"), r.tracer),
     };
+    if let (Some(bytes), Some(source)) = (r.growth_bytes, &r.growth_source) {
+        let objects = r.growth_objects.map(|n| format!("{n:+} objects, ")).unwrap_or_default();
+        let sign = if bytes < 0 { "-" } else { "+" };
+        let noise = r.growth_noise_bytes.map(|n| format!(", noise up to {}", human_bytes(n))).unwrap_or_default();
+        let _ = writeln!(out, "{}: {objects}{sign}{} ({source}{noise})", l("growth"), human_bytes(bytes.unsigned_abs()));
+    }
+    if r.dropped_as_freed + r.dropped_not_in_cache > 0 {
+        let _ = writeln!(
+            out,
+            "note: dropped after the window: {} found free by the slab walk (frees no tracepoint shows), {} not in the cache",
+            r.dropped_as_freed, r.dropped_not_in_cache
+        );
+    }
     render_scan(&mut out, r, lang);
     let _ = match (&r.leak_function, &r.leak_function_note) {
         (Some(f), _) => writeln!(out, "{}: {f}", l("leak function")),
@@ -121,9 +143,12 @@ pub fn trace(r: &TraceReport, lang: Lang) -> String {
     if let Some(c) = &r.confidence {
         let _ = writeln!(out, "{}: {}", l("confidence"), c.summary);
     }
+    let _ = writeln!(out, "{}: {}", l("verdict"), r.summary);
     let mut warnings = Vec::new();
-    if r.lost_events > 0 {
-        warnings.push(format!("{} events lost (ring buffers full): counts may be off", r.lost_events));
+    match r.lost_events {
+        Some(0) => {}
+        Some(n) => warnings.push(format!("{n} events lost: counts may be off, and a lost free shows as outstanding")),
+        None => warnings.push("the kernel cannot count skipped BPF program runs (before 5.12): lost frees are unknown".into()),
     }
     if r.untracked_allocations > 0 {
         warnings.push(format!("{} allocations not tracked (table full; raise --max-tracked)", r.untracked_allocations));

@@ -51,6 +51,8 @@ pub struct Scan {
     /// Slabs owned by a CPU when read: their per-CPU free objects were
     /// counted as allocated.
     pub per_cpu_slabs: u64,
+    /// Slabs of the cache read.
+    pub scanned_slabs: u64,
     /// Slabs that changed or vanished under the scan and were skipped.
     pub changed_slabs: u64,
     /// The scan stopped at its object limit.
@@ -71,6 +73,11 @@ pub struct TraceReport {
     /// Why that cache (automatic pick) or "given with -n".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_reason: Option<String>,
+    /// What else the traced cache or tracepoints hold: merged caches
+    /// (aliases), other caches of the same object size that a kmalloc
+    /// trace cannot tell apart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_note: Option<String>,
     /// How allocations were traced: "bpf" (the outstanding set kept in the
     /// kernel), "perf" (samples with in-kernel filters) or "vmallocinfo".
     pub tracer: String,
@@ -86,9 +93,11 @@ pub struct TraceReport {
     pub free_only_s: f64,
     /// Ended early by Ctrl-C.
     pub interrupted: bool,
-    /// Samples the kernel dropped (full ring buffers): the counts may be low
-    /// and, for lost frees, outstanding counts high.
-    pub lost_events: u64,
+    /// Events the kernel dropped (perf: full ring buffers; BPF: program
+    /// runs skipped by recursion): counts may be low and, for lost frees,
+    /// outstanding counts high. Null where the kernel cannot say (BPF before
+    /// 5.12 has no `recursion_misses`).
+    pub lost_events: Option<u64>,
     /// Allocations not tracked because the table was full (--max-tracked).
     pub untracked_allocations: u64,
     /// Stacks not kept because the stack table was full.
@@ -101,10 +110,36 @@ pub struct TraceReport {
     pub traced_callsites: Vec<CallSite>,
     /// Call sites in all, before --top.
     pub callsites_total: usize,
+    /// Net growth over the window in objects, from the kernel's own count
+    /// (one slab cache only; null otherwise or when not measured).
+    pub growth_objects: Option<i64>,
+    /// Net growth over the window in bytes: the cache (/proc/slabinfo),
+    /// `SUnreclaim` (-n all), the alloc-pages residual (-t page) or vmalloc
+    /// (-t vmalloc). Null when it could not be measured.
+    pub growth_bytes: Option<i64>,
+    /// Growth up to this many bytes is noise (per-CPU slabs and lists).
+    pub growth_noise_bytes: Option<u64>,
+    /// Which counter the growth comes from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub growth_source: Option<String>,
+    /// Outstanding allocations the slab walk found free at the end (frees
+    /// no tracepoint shows: kfree_bulk, kmem_cache_free_bulk, kfree_rcu
+    /// batches, BPF recursion misses), dropped from the call sites.
+    pub dropped_as_freed: u64,
+    /// Outstanding allocations not in the traced cache at all (another
+    /// cache of the same object size, traced through kmalloc; or a slab
+    /// given back), dropped from the call sites.
+    pub dropped_not_in_cache: u64,
     /// The memory scan.
     pub scan: Scan,
-    /// The call site with the most marked allocations; null when none is
-    /// marked or two tie.
+    /// A leak was judged: outstanding allocations at one call site, borne
+    /// out by the growth measured over the window. The exit status is 1
+    /// exactly when this is true.
+    pub leak: bool,
+    /// The verdict in one sentence ("leak: …", "no leak: …").
+    pub summary: String,
+    /// The leaking call site (see [`crate::verdict`]); null when no leak
+    /// is judged.
     pub leak_function: Option<String>,
     /// Why `leak_function` is null.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -121,19 +156,28 @@ impl TraceReport {
             kind,
             cache: None,
             cache_reason: None,
+            cache_note: None,
             tracer: tracer.into(),
             tracer_note: None,
             stacks_note: None,
             window_s: 0.0,
             free_only_s: 0.0,
             interrupted: false,
-            lost_events: 0,
+            lost_events: Some(0),
             untracked_allocations: 0,
             dropped_stacks: 0,
             callsites: Vec::new(),
             callsites_total: 0,
             traced_callsites: Vec::new(),
+            growth_objects: None,
+            growth_bytes: None,
+            growth_noise_bytes: None,
+            growth_source: None,
+            dropped_as_freed: 0,
+            dropped_not_in_cache: 0,
             scan: Scan::default(),
+            leak: false,
+            summary: String::new(),
             leak_function: None,
             leak_function_note: None,
             confidence: None,
@@ -141,7 +185,8 @@ impl TraceReport {
     }
 }
 
-/// How sure `leak_function` is, from the figures behind it.
+/// How sure `leak_function` is, from the figures behind it (see
+/// [`crate::verdict`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Confidence {
     /// "high", "medium" or "low".
@@ -152,48 +197,11 @@ pub struct Confidence {
     pub leak_function_share: f64,
     /// Of the objects scanned in the cache, the share in the largest cluster.
     pub cluster_share: f64,
+    /// Of the leak function's outstanding bytes, the share the measured
+    /// growth covers (at most 1).
+    pub growth_share: f64,
+    /// What lowered the level, one phrase each.
+    pub reasons: Vec<String>,
     /// The same in one sentence.
     pub summary: String,
-}
-
-impl Confidence {
-    /// high: ≥ 90 % of the function's allocations marked, ≥ 90 % of all
-    /// marks at it, and nothing lost; medium: ≥ 50 % of both; else low.
-    pub fn judge(marked: u64, count: u64, all_marks: u64, similar: u64, scanned: u64, lost: u64) -> Confidence {
-        let share = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-        let (marked_share, leak_function_share, cluster_share) = (share(marked, count), share(marked, all_marks), share(similar, scanned));
-        let level = match (marked_share, leak_function_share) {
-            (m, f) if m >= 0.9 && f >= 0.9 && lost == 0 => "high",
-            (m, f) if m >= 0.5 && f >= 0.5 => "medium",
-            _ => "low",
-        };
-        let lost_text = if lost == 0 { "no events lost".to_string() } else { format!("{lost} events lost") };
-        let summary = format!(
-            "{level}: {:.0}% of its outstanding allocations look like the largest cluster ({:.0}% of the cache's objects), it holds {:.0}% of all marks, {lost_text}",
-            marked_share * 100.0,
-            cluster_share * 100.0,
-            leak_function_share * 100.0
-        );
-        Confidence { level, marked_share, leak_function_share, cluster_share, summary }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Confidence;
-
-    #[test]
-    fn confidence_levels() {
-        assert_eq!(Confidence::judge(980, 1000, 1000, 5000, 7000, 0).level, "high");
-        // Lost events cap it: a skipped free may have been one of them.
-        assert_eq!(Confidence::judge(980, 1000, 1000, 5000, 7000, 3).level, "medium");
-        // Marks spread over call sites.
-        assert_eq!(Confidence::judge(600, 1000, 1100, 5000, 7000, 0).level, "medium");
-        assert_eq!(Confidence::judge(100, 1000, 150, 5000, 7000, 0).level, "low");
-        let c = Confidence::judge(0, 0, 0, 0, 0, 0);
-        assert_eq!((c.level, c.marked_share), ("low", 0.0));
-        assert!(Confidence::judge(980, 1000, 1000, 5000, 10000, 0)
-            .summary
-            .starts_with("high: 98% of its outstanding allocations look like the largest cluster (50% of the cache's objects)"));
-    }
 }

@@ -144,13 +144,31 @@ impl Scanner {
     }
 
     /// The largest cluster of similar objects in `cache`: two walks (sketch,
-    /// then exact counts).
-    pub fn largest_cluster(&self, cache: &KmemCache, percent: u32) -> (Option<ObjectCluster>, WalkStats) {
+    /// then exact counts). The second walk also records, in `presence`,
+    /// which outstanding addresses are allocated objects of the cache.
+    pub fn largest_cluster(&self, cache: &KmemCache, percent: u32, presence: &mut Presence) -> (Option<ObjectCluster>, WalkStats) {
         let mem = self.mem.as_ref();
         let mut sketch = ClusterSketch::new(percent);
         walk::walk_cache(mem, &self.layout, &self.addrs, &self.pfns, cache, MAX_SCANNED_OBJECTS, |a, b| sketch.observe(a, b));
         let mut exact = ExactCount::new(sketch.finalists());
-        let stats = walk::walk_cache(mem, &self.layout, &self.addrs, &self.pfns, cache, MAX_SCANNED_OBJECTS, |_, b| exact.observe(b));
+        let stats = walk::walk_cache_slabs(
+            mem,
+            &self.layout,
+            &self.addrs,
+            &self.pfns,
+            cache,
+            MAX_SCANNED_OBJECTS,
+            |span| presence.spans.push(span),
+            |address, bytes| {
+                exact.observe(bytes);
+                if presence.outstanding.contains(&address) {
+                    presence.allocated.insert(address);
+                }
+            },
+        );
+        // Without every slab placed, an address outside the known ones may
+        // still be in the cache.
+        presence.incomplete = stats.truncated || stats.unplaced_slabs > 0;
         (exact.largest(), stats)
     }
 
@@ -170,6 +188,79 @@ impl Scanner {
         }
         (marks, unreadable)
     }
+}
+
+/// Where the outstanding allocations are at the end of the window, as the
+/// slab walk sees the cache: frees no tracepoint showed (`kfree_bulk()`,
+/// `kmem_cache_free_bulk()`, `kfree_rcu()` batches, BPF recursion misses)
+/// leave an address free in a slab of the cache; an address in no slab of
+/// the cache was never its object (another cache of the same size, traced
+/// through kmalloc) or its slab was given back. Objects on a CPU's
+/// lockless freelist still look allocated: a freed object there is kept.
+#[derive(Debug, Default)]
+pub struct Presence {
+    outstanding: std::collections::HashSet<u64>,
+    allocated: std::collections::HashSet<u64>,
+    spans: Vec<walk::SlabSpan>,
+    sorted: bool,
+    /// The walk stopped early or could not place every slab.
+    incomplete: bool,
+}
+
+/// Where one outstanding address is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// An allocated object of the cache.
+    Allocated,
+    /// Free in a slab of the cache.
+    Free,
+    /// In no slab of the cache.
+    NotInCache,
+    /// The walk cannot tell (a slab it skipped, or it stopped early).
+    Unknown,
+}
+
+impl Presence {
+    /// Ready to locate the addresses of `outstanding`.
+    pub fn new(outstanding: &Outstanding) -> Presence {
+        Presence { outstanding: outstanding.iter().map(|(k, _)| k).collect(), ..Presence::default() }
+    }
+
+    /// Where `address` is.
+    pub fn place(&mut self, address: u64) -> Place {
+        if self.allocated.contains(&address) {
+            return Place::Allocated;
+        }
+        if !self.sorted {
+            self.spans.sort_by_key(|s| s.start);
+            self.sorted = true;
+        }
+        let i = self.spans.partition_point(|s| s.start <= address);
+        match i.checked_sub(1).map(|i| self.spans[i]) {
+            Some(span) if address < span.end && span.decoded => Place::Free,
+            Some(span) if address < span.end => Place::Unknown,
+            _ if self.incomplete => Place::Unknown,
+            _ => Place::NotInCache,
+        }
+    }
+}
+
+/// Drop from `outstanding` what the walk found free or outside the cache;
+/// returns (freed, not in the cache).
+pub fn drop_absent(outstanding: &mut Outstanding, presence: &mut Presence) -> (u64, u64) {
+    let (mut freed, mut elsewhere) = (0, 0);
+    outstanding.retain(|address, _| match presence.place(address) {
+        Place::Free => {
+            freed += 1;
+            false
+        }
+        Place::NotInCache => {
+            elsewhere += 1;
+            false
+        }
+        Place::Allocated | Place::Unknown => true,
+    });
+    (freed, elsewhere)
 }
 
 /// A hex + ASCII dump of the representative, 16 bytes a line; 8-byte words
@@ -213,23 +304,10 @@ pub fn section(backend: &str, cluster: Option<&ObjectCluster>, stats: &WalkStats
         scanned_objects: Some(stats.objects),
         dump: cluster.map(|c| dump(&c.representative.bytes, symbols)).unwrap_or_default(),
         per_cpu_slabs: stats.frozen_slabs,
+        scanned_slabs: stats.slabs,
         changed_slabs: stats.corrupt_freelists + stats.inconsistent_slabs + stats.unreadable_slabs,
         truncated: stats.truncated,
         unreadable_outstanding,
-    }
-}
-
-/// The leak function: the call site with the most marks. None, with the
-/// reason, when nothing is marked or two call sites tie.
-pub fn leak_function(marked: &[(String, u64)]) -> (Option<String>, Option<String>) {
-    let mut sorted: Vec<&(String, u64)> = marked.iter().filter(|(_, n)| *n > 0).collect();
-    sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    match sorted.as_slice() {
-        [] => (None, Some("no outstanding allocation resembles the largest cluster".into())),
-        [first, second, ..] if first.1 == second.1 => {
-            (None, Some(format!("tie: {} and {} have {} marked allocations each", first.0, second.0, first.1)))
-        }
-        [first, ..] => (Some(first.0.clone()), None),
     }
 }
 
@@ -238,13 +316,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn leak_function_handles_zero_and_ties() {
-        let (f, why) = leak_function(&[("a".into(), 0), ("b".into(), 0)]);
-        assert!(f.is_none() && why.unwrap().contains("no outstanding"));
-        let (f, why) = leak_function(&[("a".into(), 5), ("b".into(), 5), ("c".into(), 1)]);
-        assert!(f.is_none() && why.unwrap().contains("tie"));
-        let (f, why) = leak_function(&[("a".into(), 2), ("b".into(), 7)]);
-        assert_eq!((f.as_deref(), why), (Some("b"), None));
+    fn presence_tells_free_from_elsewhere() {
+        use sysak_kernel::trace::outstanding::Allocation;
+        let mut outstanding = Outstanding::new(100);
+        for address in [0x1000, 0x1040, 0x1080, 0x9000, 0x5000] {
+            outstanding.alloc(address, Allocation { time_ns: 1, call_site: 7, bytes: 64, stack: None });
+        }
+        let mut presence = Presence::new(&outstanding);
+        presence.spans.push(walk::SlabSpan { start: 0x5000, end: 0x6000, decoded: false });
+        presence.spans.push(walk::SlabSpan { start: 0x1000, end: 0x2000, decoded: true });
+        presence.allocated.insert(0x1000);
+        assert_eq!(presence.place(0x1000), Place::Allocated);
+        assert_eq!(presence.place(0x1040), Place::Free);
+        assert_eq!(presence.place(0x9000), Place::NotInCache);
+        assert_eq!(presence.place(0x5000), Place::Unknown, "a skipped slab says nothing");
+        assert_eq!(drop_absent(&mut outstanding, &mut presence), (2, 1));
+        assert_eq!(outstanding.iter().count(), 2);
+        presence.incomplete = true;
+        assert_eq!(presence.place(0x9000), Place::Unknown, "a truncated walk may not have reached it");
     }
 
     #[test]

@@ -1,21 +1,31 @@
 //! `-t slab`: outstanding slab allocations of one cache, by call site.
 //!
-//! Tracepoints (offsets from each `format` file):
-//! - kmalloc buckets (`kmalloc-64`, `kmalloc-cg-96`, 6.11+ `msg_msg-256`):
-//!   `kmem:kmalloc` (and `kmem:kmalloc_node` before 6.1) filtered in the
-//!   kernel with `bytes_alloc == <object size>`; kmalloc records carry no
-//!   cache name, so other buckets of the same size are traced too and tell
-//!   themselves apart by call site;
-//! - named caches: `kmem:kmem_cache_alloc` (and `_node` before 6.1) with
-//!   `name == "<cache>"` where the record has a `name` field (6.x), else
+//! Which tracepoints feed a cache is decided from the kernel's own cache
+//! list and each cache's object size, never from the shape of a name alone
+//! (`bio-120`, `sgpool-64`, `biovec-16` are named caches):
+//! - the kmalloc families — `kmalloc-N`, `kmalloc-cg-N`, `kmalloc-rcl-N`,
+//!   `dma-kmalloc-N`, `kmalloc-rnd-NN-N` — are filled through kmalloc():
+//!   `kmem:kmalloc` (and `kmem:kmalloc_node` before 6.1), filtered with
+//!   `bytes_alloc == <object size>`. A kmalloc record carries no cache, so
+//!   every cache of that size fed by kmalloc is traced too; the scan then
+//!   drops what is not in the traced cache ([`crate::scan`]);
+//! - a cache named `<name>-<size>` whose size is its object size, like the
+//!   6.11+ kmem_buckets (`msg_msg-256`, `memdup_user-64`), may be fed
+//!   either way: both tracepoints are traced;
+//! - any other cache: `kmem:kmem_cache_alloc` (and `_node` before 6.1)
+//!   with `name == "<cache>"` where the record has a `name` field (6.x), else
 //!   `bytes_alloc == <object size>`;
 //! - frees: `kmem:kfree` and `kmem:kmem_cache_free` with `ptr != 0`
 //!   (kfree(NULL) is frequent: kernel-notes measured 1 M per 1 M msgsnd).
+//!
+//! SLUB merges compatible caches: a name given with `-n` that is merged
+//! into another cache is traced as that cache, and the report says so.
 //!
 //! `-n all` traces every slab allocation, unfiltered: expensive, say so.
 
 use std::collections::HashMap;
 
+use sysak_cli::output::human_bytes;
 use sysak_cli::tool::{EnvironmentError, UsageError};
 use sysak_kernel::procfs::{ProcFs, SlabCacheStats};
 use sysak_kernel::trace::perf::EventHandle;
@@ -32,9 +42,75 @@ pub enum SlabTarget {
         stats: SlabCacheStats,
         /// Why it was chosen.
         reason: String,
+        /// Which allocation tracepoints fill it.
+        feed: Feed,
+        /// What else its trace holds (merged caches, other caches of the
+        /// same size fed by kmalloc).
+        note: Option<String>,
     },
     /// Every slab allocation.
     All,
+}
+
+/// Which allocation tracepoints fill a cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feed {
+    /// kmalloc() only (`kmem:kmalloc`).
+    Kmalloc,
+    /// kmem_cache_alloc() only (`kmem:kmem_cache_alloc`).
+    CacheAlloc,
+    /// Either (kmem_buckets and the like).
+    Both,
+}
+
+impl Feed {
+    /// The feed of `name`, whose objects are `object_size` bytes.
+    pub fn of(name: &str, object_size: u64) -> Feed {
+        if is_kmalloc_family(name) {
+            Feed::Kmalloc
+        } else if name.rsplit_once('-').and_then(|(_, size)| parse_size(size)) == Some(object_size) {
+            Feed::Both
+        } else {
+            Feed::CacheAlloc
+        }
+    }
+
+    /// kmalloc's tracepoints are traced.
+    pub fn kmalloc(self) -> bool {
+        self != Feed::CacheAlloc
+    }
+
+    /// kmem_cache_alloc's tracepoints are traced.
+    pub fn cache_alloc(self) -> bool {
+        self != Feed::Kmalloc
+    }
+}
+
+/// `512`, `8k`.
+fn parse_size(text: &str) -> Option<u64> {
+    let (digits, unit) = match text.strip_suffix('k') {
+        Some(d) => (d, 1024),
+        None => (text, 1),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok()?.checked_mul(unit)
+}
+
+/// The names kmalloc's caches have (mm/slab_common.c
+/// `kmalloc_cache_name()` and `INIT_KMALLOC_INFO`): `kmalloc-N`,
+/// `kmalloc-cg-N` (5.14+), `kmalloc-rcl-N` (5.0+), `dma-kmalloc-N`,
+/// `kmalloc-rnd-NN-N` (6.6+, CONFIG_RANDOM_KMALLOC_CACHES).
+pub fn is_kmalloc_family(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("dma-").unwrap_or(name).strip_prefix("kmalloc-") else { return false };
+    let rest = rest.strip_prefix("cg-").or_else(|| rest.strip_prefix("rcl-")).unwrap_or(rest);
+    let rest = match rest.strip_prefix("rnd-").and_then(|r| r.split_once('-')) {
+        Some((copy, size)) if !copy.is_empty() && copy.bytes().all(|b| b.is_ascii_digit()) => size,
+        Some(_) => return false,
+        None => rest,
+    };
+    parse_size(rest).is_some()
 }
 
 impl SlabTarget {
@@ -47,46 +123,79 @@ impl SlabTarget {
     }
 }
 
-/// `kmalloc-64`, `kmalloc-cg-96`, `dma-kmalloc-8k`, `msg_msg-256`: a size
-/// bucket filled through kmalloc().
-pub fn is_kmalloc_bucket(name: &str) -> bool {
-    name.rsplit_once('-').is_some_and(|(_, size)| {
-        let digits = size.strip_suffix('k').unwrap_or(size);
-        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
-    })
-}
-
 /// Resolve `-n` (or pick automatically).
 pub fn choose_target(procfs: &ProcFs, requested: Option<&str>) -> anyhow::Result<SlabTarget> {
     if requested == Some("all") {
         return Ok(SlabTarget::All);
     }
     let info = procfs.read_slabinfo()?;
-    if let Some(name) = requested {
-        return match info.caches.iter().find(|c| c.name == name) {
-            Some(stats) => Ok(SlabTarget::Cache { stats: stats.clone(), reason: "given with -n".into() }),
+    let page_size = sysak_kernel::procfs::page_size();
+    let (stats, reason) = match requested {
+        Some(name) => match info.caches.iter().find(|c| c.name == name) {
+            Some(stats) => (stats, "given with -n".to_string()),
             None => {
-                let mut names: Vec<&str> = info.caches.iter().map(|c| c.name.as_str()).collect();
-                names.sort_unstable();
-                Err(UsageError(format!("unknown slab cache '{name}'; valid caches: {}", names.join(", "))).into())
+                // A merged name has no line of its own: trace the cache it is.
+                let aliases = procfs.slab_aliases(name);
+                match info.caches.iter().find(|c| aliases.contains(&c.name)) {
+                    Some(stats) => (stats, format!("given with -n {name}, which SLUB merged into {}", stats.name)),
+                    None => {
+                        let mut names: Vec<&str> = info.caches.iter().map(|c| c.name.as_str()).collect();
+                        names.sort_unstable();
+                        return Err(UsageError(format!("unknown slab cache '{name}'; valid caches: {}", names.join(", "))).into());
+                    }
+                }
             }
-        };
+        },
+        None => {
+            let unreclaimable: Vec<&SlabCacheStats> =
+                info.caches.iter().filter(|c| procfs.slab_reclaim_account(&c.name) == Some(false)).collect();
+            let total: u64 = unreclaimable.iter().map(|c| c.cache_size_bytes(page_size)).sum();
+            let best = unreclaimable
+                .iter()
+                .max_by_key(|c| (c.cache_size_bytes(page_size), c.num_objs))
+                .ok_or_else(|| EnvironmentError("no unreclaimable slab cache found in /sys/kernel/slab; name one with -n".into()))?;
+            let reason = format!(
+                "the unreclaimable cache holding the most memory: {} of {} in {} unreclaimable caches",
+                human_bytes(best.cache_size_bytes(page_size)),
+                human_bytes(total),
+                unreclaimable.len()
+            );
+            (*best, reason)
+        }
+    };
+    let feed = Feed::of(&stats.name, stats.objsize_bytes);
+    let note = trace_note(procfs, &info.caches, stats, feed);
+    Ok(SlabTarget::Cache { stats: stats.clone(), reason, feed, note })
+}
+
+/// What else a trace of `stats` holds, in words.
+fn trace_note(procfs: &ProcFs, caches: &[SlabCacheStats], stats: &SlabCacheStats, feed: Feed) -> Option<String> {
+    let mut notes = Vec::new();
+    let aliases = procfs.slab_aliases(&stats.name);
+    if !aliases.is_empty() {
+        notes.push(format!(
+            "SLUB merged {} into {}: their objects are one cache, traced and counted together",
+            aliases.join(", "),
+            stats.name
+        ));
     }
-    let unreclaimable: Vec<&SlabCacheStats> = info.caches.iter().filter(|c| procfs.slab_reclaim_account(&c.name) == Some(false)).collect();
-    let total: u64 = unreclaimable.iter().map(|c| c.num_objs).sum();
-    let best = unreclaimable
-        .iter()
-        .max_by_key(|c| (c.num_objs, c.num_slabs))
-        .ok_or_else(|| EnvironmentError("no unreclaimable slab cache found in /sys/kernel/slab; name one with -n".into()))?;
-    Ok(SlabTarget::Cache {
-        stats: (*best).clone(),
-        reason: format!(
-            "the unreclaimable cache with the most objects: {} of {} in {} unreclaimable caches",
-            best.num_objs,
-            total,
-            unreclaimable.len()
-        ),
-    })
+    if feed.kmalloc() {
+        let mut same_size: Vec<&str> = caches
+            .iter()
+            .filter(|c| c.name != stats.name && c.objsize_bytes == stats.objsize_bytes && Feed::of(&c.name, c.objsize_bytes).kmalloc())
+            .map(|c| c.name.as_str())
+            .collect();
+        same_size.sort_unstable();
+        if !same_size.is_empty() {
+            notes.push(format!(
+                "kmalloc records carry no cache: {}-byte allocations of {} are traced too, and the memory scan drops those outside {}",
+                stats.objsize_bytes,
+                same_size.join(", "),
+                stats.name
+            ));
+        }
+    }
+    (!notes.is_empty()).then(|| notes.join("; "))
 }
 
 #[derive(Debug, Clone)]
@@ -125,22 +234,28 @@ impl SlabTracer {
     pub fn open(tracefs: &Tracefs, target: &SlabTarget, stacks: bool, ring_pages: usize) -> anyhow::Result<SlabTracer> {
         let mut tracer = PerfTracer::new(ring_pages)?;
         let mut t = SlabEvents { allocs: Vec::new(), frees: Vec::new(), roles: HashMap::new() };
-        let (objsize, cache, kmalloc) = match target {
-            SlabTarget::Cache { stats, .. } => (Some(stats.objsize_bytes), Some(stats.name.as_str()), is_kmalloc_bucket(&stats.name)),
-            SlabTarget::All => (None, None, true),
+        let (objsize, cache, feed) = match target {
+            SlabTarget::Cache { stats, feed, .. } => (Some(stats.objsize_bytes), Some(stats.name.as_str()), *feed),
+            SlabTarget::All => (None, None, Feed::Both),
         };
         let size_filter = objsize.map(|n| format!("bytes_alloc == {n}"));
         // Allocation events, newest kernels first: the *_node variants were
         // folded in by Linux commit 11e9734bcb6a ("mm/slab_common: unify
         // NUMA and UMA version of tracepoints") (v6.1).
-        let alloc_events: &[&str] = if kmalloc { &["kmalloc", "kmalloc_node"] } else { &["kmem_cache_alloc", "kmem_cache_alloc_node"] };
+        let mut alloc_events: Vec<&str> = Vec::new();
+        if feed.kmalloc() {
+            alloc_events.extend(["kmalloc", "kmalloc_node"]);
+        }
+        if feed.cache_alloc() {
+            alloc_events.extend(["kmem_cache_alloc", "kmem_cache_alloc_node"]);
+        }
         for name in alloc_events {
             if !tracefs.has_event("kmem", name) {
                 continue;
             }
             let format = tracefs.event_format("kmem", name)?;
             let filter = match (cache, format.field("name")) {
-                (Some(cache), Some(_)) if !kmalloc => Some(format!("name == \"{cache}\"")),
+                (Some(cache), Some(_)) if name.starts_with("kmem_cache") => Some(format!("name == \"{cache}\"")),
                 _ => size_filter.clone(),
             };
             let h = tracer.add(&format, filter.as_deref(), stacks)?;
@@ -188,12 +303,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kmalloc_buckets_by_name() {
-        for yes in ["kmalloc-64", "kmalloc-cg-96", "kmalloc-rcl-8k", "dma-kmalloc-512", "msg_msg-256"] {
-            assert!(is_kmalloc_bucket(yes), "{yes}");
+    fn kmalloc_family_by_name() {
+        for yes in ["kmalloc-64", "kmalloc-cg-96", "kmalloc-rcl-8k", "dma-kmalloc-512", "kmalloc-rnd-03-128", "kmalloc-cg-1k"] {
+            assert!(is_kmalloc_family(yes), "{yes}");
         }
-        for no in ["dentry", "ext4_inode_cache", "TCPv6", "kmalloc-", "ip6-frags"] {
-            assert!(!is_kmalloc_bucket(no), "{no}");
+        for no in ["dentry", "msg_msg-256", "bio-120", "kmalloc-", "kmalloc-cg-", "kmalloc-rnd-x-64", "kmalloc-64k-", "ip6-frags"] {
+            assert!(!is_kmalloc_family(no), "{no}");
         }
+    }
+
+    /// Regression (issue 10): `bio-120` (objects of 128 bytes here),
+    /// `sgpool-64` and `biovec-16` are named caches, not kmalloc buckets;
+    /// kmem_buckets (`msg_msg-256`) may be fed by either tracepoint.
+    #[test]
+    fn feeds_come_from_name_and_object_size() {
+        assert_eq!(Feed::of("kmalloc-cg-256", 256), Feed::Kmalloc);
+        assert_eq!(Feed::of("bio-120", 128), Feed::CacheAlloc);
+        assert_eq!(Feed::of("sgpool-64", 2048), Feed::CacheAlloc);
+        assert_eq!(Feed::of("biovec-16", 256), Feed::CacheAlloc);
+        assert_eq!(Feed::of("msg_msg-256", 256), Feed::Both);
+        assert_eq!(Feed::of("memdup_user-8k", 8192), Feed::Both);
+        assert_eq!(Feed::of("dentry", 192), Feed::CacheAlloc);
     }
 }

@@ -3,12 +3,14 @@
 //! user space.
 //!
 //! Probes, with argument positions checked against BTF:
-//! - kmalloc buckets: raw tracepoint `kmalloc` (and `kmalloc_node` before
-//!   6.1), args `(call_site, ptr, bytes_req, bytes_alloc, …)`, filtered on
-//!   `bytes_alloc == <object size>` as the perf tracer does;
-//! - named caches: `kmem_cache_alloc`, whose 6.x prototype carries the
-//!   `struct kmem_cache *`: filtered on the cache's address (found by the
-//!   memory scanner). 5.10's prototype has no cache argument: perf is used;
+//! - caches fed by kmalloc ([`crate::slab::Feed`]): raw tracepoint `kmalloc`
+//!   (and `kmalloc_node` before 6.1), args `(call_site, ptr, bytes_req,
+//!   bytes_alloc, …)`, filtered on `bytes_alloc == <object size>` as the
+//!   perf tracer does;
+//! - caches fed by kmem_cache_alloc: `kmem_cache_alloc`, whose 6.x
+//!   prototype carries the `struct kmem_cache *`: filtered on the cache's
+//!   address (found by the memory scanner). 5.10's prototype has no cache
+//!   argument: perf is used;
 //! - frees: `kfree` and `kmem_cache_free`, `ptr` is argument 1 on every
 //!   kernel since 2.6.
 //!
@@ -17,7 +19,7 @@
 use sysak_kernel::layout::{ArgType, KernelTypes};
 use sysak_kernel::trace::bpf_outstanding::{AllocProbe, Bytes, FreeProbe};
 
-use crate::slab::{is_kmalloc_bucket, SlabTarget};
+use crate::slab::{Feed, SlabTarget};
 
 /// With -s, stacks unwound per call site; later allocations there carry
 /// the newest of them (the unwind costs ~1.8 µs; see the report's note).
@@ -25,11 +27,11 @@ pub const STACKS_PER_CALL_SITE: u32 = 8;
 
 /// The probes for `target`, or why BPF cannot trace it.
 pub fn probes(types: &KernelTypes, target: &SlabTarget, cache_address: Option<u64>) -> Result<(Vec<AllocProbe>, Vec<FreeProbe>), String> {
-    let SlabTarget::Cache { stats, .. } = target else {
+    let SlabTarget::Cache { stats, feed, .. } = target else {
         return Err("-n all is traced with perf".into());
     };
     let mut allocs = Vec::new();
-    if is_kmalloc_bucket(&stats.name) {
+    if feed.kmalloc() {
         for tp in ["kmalloc", "kmalloc_node"] {
             match types.raw_tracepoint_args(tp) {
                 Some(args) if matches!(args.as_slice(), [ArgType::Int(8), ArgType::Pointer(_), ArgType::Int(8), ArgType::Int(8), ..]) => {
@@ -46,8 +48,15 @@ pub fn probes(types: &KernelTypes, target: &SlabTarget, cache_address: Option<u6
                 None => {}
             }
         }
-    } else {
-        let address = cache_address.ok_or("the cache's address is unknown (kernel memory cannot be read)")?;
+    }
+    // A kmem_buckets-like cache (`msg_msg-256`) is filled through kmalloc;
+    // its kmem_cache_alloc side is traced only when its address is known.
+    let cache_side = match (feed, cache_address) {
+        (Feed::Both, None) => None,
+        (_, address) if feed.cache_alloc() => Some(address.ok_or("the cache's address is unknown (kernel memory cannot be read)")?),
+        _ => None,
+    };
+    if let Some(address) = cache_side {
         for tp in ["kmem_cache_alloc", "kmem_cache_alloc_node"] {
             let Some(args) = types.raw_tracepoint_args(tp) else { continue };
             let cache_arg = args.iter().position(|a| *a == ArgType::Pointer(Some("kmem_cache".into())));

@@ -11,13 +11,15 @@ use sysak_kernel::symbols::Kallsyms;
 use sysak_kernel::trace::bpf_outstanding::{OutstandingTracer, StackPolicy};
 use sysak_kernel::trace::Tracefs;
 
-use crate::check::Kind;
+use crate::check::{Kind, Usage};
+use crate::growth::{Growth, Reading, Sampler};
 use crate::options::{Options, TracerChoice};
 use crate::page::{self, PageTracer};
-use crate::report::{CallSite, Confidence, Scan, TraceReport};
-use crate::scan::{self, Scanner};
+use crate::report::{CallSite, Scan, TraceReport};
+use crate::scan::{self, Presence, Scanner};
 use crate::slab::{self, SlabTarget, SlabTracer};
 use crate::slab_bpf;
+use crate::verdict::{self, Evidence, ScanFacts, WindowFacts};
 use crate::vmalloc;
 use crate::vmap::VmapTracer;
 use sysak_cli::progress::Bar;
@@ -27,13 +29,20 @@ use sysak_kernel::trace::window::{self, Progress as _};
 
 /// Distinct stacks kept with -s.
 const MAX_STACKS: usize = 65_536;
+/// How often the growth counter is read.
+const GROWTH_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
+/// Growth of unexplained pages or SUnreclaim below this is noise.
+const PAGE_NOISE_BYTES: u64 = 4 << 20;
+/// vmalloc growth below this is noise (kernel stacks and BPF programs come
+/// and go in 16–64 KiB areas).
+const VMALLOC_NOISE_BYTES: u64 = 1 << 20;
 
 /// How a window was traced, and what may have made it incomplete.
 struct Traced {
     outcome: window::WindowOutcome,
     tracer: &'static str,
     tracer_note: Option<String>,
-    lost_events: u64,
+    lost_events: Option<u64>,
     untracked: u64,
     dropped_stacks: u64,
 }
@@ -66,7 +75,9 @@ pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
     let mut outstanding = Outstanding::new(options.max_tracked);
     let mut stacks = Stacks::new(MAX_STACKS);
     let label = format!("sysak memleak: slab {}", target.name());
-    let traced = match in_kernel_tracer(options, &target, scanner.as_ref().ok()) {
+    let in_kernel = in_kernel_tracer(options, &target, scanner.as_ref().ok());
+    let growth = slab_growth_sampler(procfs, &target);
+    let traced = match in_kernel {
         Ok(tracer) => {
             Traced::in_kernel(in_kernel::run(tracer, options.window, &Bar::new(&label, "tracing"), &mut outstanding, &mut stacks)?)
         }
@@ -79,19 +90,76 @@ pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
             traced
         }
     };
-    let (cache, cache_reason) = match &target {
-        SlabTarget::Cache { stats, reason } => (Some(stats.name.clone()), Some(reason.clone())),
-        SlabTarget::All => (Some("all".into()), Some("given with -n all".into())),
+    let growth = growth.finish();
+    let (cache, cache_reason, cache_note) = match &target {
+        SlabTarget::Cache { stats, reason, note, .. } => (Some(stats.name.clone()), Some(reason.clone()), note.clone()),
+        SlabTarget::All => (Some("all".into()), Some("given with -n all".into()), None),
     };
-    let (scan, marks) = match (&target, &mut scanner) {
-        (SlabTarget::Cache { stats, .. }, Ok(scanner)) => scan_and_mark(scanner, &stats.name, &outstanding, &symbols, options),
-        (SlabTarget::All, _) => (scan::unavailable("-n all traces every cache; the scan needs one cache"), HashMap::new()),
-        (_, Err(why)) => (scan::unavailable(why.clone()), HashMap::new()),
+    let marked = match (&target, &mut scanner) {
+        (SlabTarget::Cache { stats, .. }, Ok(scanner)) => scan_and_mark(scanner, &stats.name, &mut outstanding, &symbols, options),
+        (SlabTarget::All, _) => Marked::unavailable("-n all traces every cache; the scan needs one cache"),
+        (_, Err(why)) => Marked::unavailable(why.clone()),
     };
-    let mut report = build_report(Kind::Slab, &outstanding, &stacks, &symbols, &traced, options, 1, scan, &marks);
+    let mut report = build_report(Kind::Slab, &outstanding, &stacks, &symbols, &traced, options, 1, marked, growth.as_ref());
     report.cache = cache;
     report.cache_reason = cache_reason;
+    report.cache_note = cache_note;
     Ok(report)
+}
+
+/// The kernel's count of what `target` holds, read across the window.
+struct GrowthProbe {
+    sampler: Sampler,
+    source: String,
+    noise_bytes: u64,
+}
+
+impl GrowthProbe {
+    fn finish(self) -> Option<Growth> {
+        Growth::from_readings(self.source, &self.sampler.finish(), self.noise_bytes)
+    }
+}
+
+/// One cache: its active objects in /proc/slabinfo. The noise allowance is
+/// what per-CPU state can hold without any leak: per CPU, a slab being
+/// filled and one being drained, its partial slabs (`cpu_partial`) and two
+/// sheaves (6.18+ `sheaf_capacity`). `-n all`: SUnreclaim.
+fn slab_growth_sampler(procfs: &ProcFs, target: &SlabTarget) -> GrowthProbe {
+    let cpus = std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1);
+    match target {
+        SlabTarget::Cache { stats, .. } => {
+            let per_cpu = 2 * stats.objs_per_slab
+                + procfs.slab_attribute_u64(&stats.name, "cpu_partial").unwrap_or(0)
+                + 2 * procfs.slab_attribute_u64(&stats.name, "sheaf_capacity").unwrap_or(0);
+            let (name, size) = (stats.name.clone(), stats.objsize_bytes);
+            let reader = ProcFs::default();
+            let read = move || {
+                let line = reader.read_slabinfo().ok()?.caches.into_iter().find(|c| c.name == name)?;
+                Some(Reading { objects: Some(line.active_objs), bytes: line.active_objs * size })
+            };
+            GrowthProbe {
+                sampler: Sampler::start(read, GROWTH_PERIOD),
+                source: format!("/proc/slabinfo active objects of {}", stats.name),
+                noise_bytes: cpus * per_cpu * stats.objsize_bytes,
+            }
+        }
+        SlabTarget::All => {
+            let reader = ProcFs::default();
+            let read = move || reader.read_meminfo().ok().map(|m| Reading { objects: None, bytes: m.slab_unreclaimable });
+            GrowthProbe { sampler: Sampler::start(read, GROWTH_PERIOD), source: "SUnreclaim".into(), noise_bytes: PAGE_NOISE_BYTES }
+        }
+    }
+}
+
+/// `-t page`: the alloc-pages residual of the check.
+fn page_growth_sampler() -> GrowthProbe {
+    let reader = ProcFs::default();
+    let read = move || Usage::measure(&reader).ok().map(|u| Reading { objects: None, bytes: u.alloc_pages });
+    GrowthProbe {
+        sampler: Sampler::start(read, GROWTH_PERIOD),
+        source: "alloc pages: the pages no /proc/meminfo line explains (see --check)".into(),
+        noise_bytes: PAGE_NOISE_BYTES,
+    }
 }
 
 /// The BPF tracer for `target`, loaded (verified) but not attached; or why
@@ -132,7 +200,7 @@ fn trace_slab_with_perf(
         window::Event::Drained(before) => outstanding.retire(before),
     })?;
     let lost_events = tracer.stats().lost;
-    Ok(Traced { outcome, tracer: "perf", tracer_note: None, lost_events, untracked: 0, dropped_stacks: 0 })
+    Ok(Traced { outcome, tracer: "perf", tracer_note: None, lost_events: Some(lost_events), untracked: 0, dropped_stacks: 0 })
 }
 
 /// `-t page`.
@@ -150,6 +218,7 @@ pub fn page(options: &Options) -> anyhow::Result<TraceReport> {
             )
         }
     };
+    let growth = page_growth_sampler();
     let traced = match in_kernel {
         Ok(tracer) => {
             let run = in_kernel::run(tracer, options.window, &Bar::new(label, "tracing"), &mut outstanding, &mut stacks)?;
@@ -163,12 +232,13 @@ pub fn page(options: &Options) -> anyhow::Result<TraceReport> {
             traced
         }
     };
+    let growth = growth.finish();
     if !options.stacks {
         // Stacks found the call sites; show them only when asked.
         outstanding.remap_stacks(|_| None);
     }
-    let scan = scan::unavailable("the similarity scan applies to slab objects, not whole pages");
-    Ok(build_report(Kind::Page, &outstanding, &stacks, &symbols, &traced, options, page_size, scan, &HashMap::new()))
+    let marked = Marked::unavailable("the similarity scan applies to slab objects, not whole pages");
+    Ok(build_report(Kind::Page, &outstanding, &stacks, &symbols, &traced, options, page_size, marked, growth.as_ref()))
 }
 
 fn trace_pages_with_perf(
@@ -187,34 +257,46 @@ fn trace_pages_with_perf(
         window::Event::Sample(sample) => events.apply(sample, symbols, outstanding, keep_stacks.then_some(&mut *stacks)),
         window::Event::Drained(before) => outstanding.retire(before),
     })?;
-    Ok(Traced { outcome, tracer: "perf", tracer_note: None, lost_events: tracer.stats().lost, untracked: 0, dropped_stacks: 0 })
+    Ok(Traced { outcome, tracer: "perf", tracer_note: None, lost_events: Some(tracer.stats().lost), untracked: 0, dropped_stacks: 0 })
 }
 
-/// Scan the traced cache for its largest cluster of similar objects, then
-/// mark the outstanding allocations that resemble it. Never fails the run:
-/// when memory cannot be read, the section says why.
-fn scan_and_mark(
-    scanner: &mut Scanner,
-    cache: &str,
-    outstanding: &Outstanding,
-    symbols: &Kallsyms,
-    options: &Options,
-) -> (Scan, HashMap<u64, u64>) {
+/// What the scan found, and the marks it put on outstanding allocations.
+struct Marked {
+    scan: Scan,
+    marks: HashMap<u64, u64>,
+    dropped_as_freed: u64,
+    dropped_not_in_cache: u64,
+}
+
+impl Marked {
+    fn unavailable(why: impl Into<String>) -> Marked {
+        Marked { scan: scan::unavailable(why), marks: HashMap::new(), dropped_as_freed: 0, dropped_not_in_cache: 0 }
+    }
+}
+
+/// Scan the traced cache for its largest cluster of similar objects, drop
+/// the outstanding allocations the walk finds free or outside the cache,
+/// then mark those that resemble the cluster. Never fails the run: when
+/// memory cannot be read, the section says why.
+fn scan_and_mark(scanner: &mut Scanner, cache: &str, outstanding: &mut Outstanding, symbols: &Kallsyms, options: &Options) -> Marked {
     // Slabs allocated during the window are in the scan too.
     if let Err(why) = scanner.refresh_pages(&ProcFs::default()) {
-        return (scan::unavailable(why), HashMap::new());
+        return Marked::unavailable(why);
     }
     let target = match scanner.cache(cache) {
         Ok(c) => c.clone(),
-        Err(why) => return (scan::unavailable(why), HashMap::new()),
+        Err(why) => return Marked::unavailable(why),
     };
     eprintln!("sysak memleak: scanning {cache} through {}", scanner.backend());
-    let (cluster, stats) = scanner.largest_cluster(&target, options.scan.percent);
+    let mut presence = Presence::new(outstanding);
+    let (cluster, stats) = scanner.largest_cluster(&target, options.scan.percent, &mut presence);
+    let (dropped_as_freed, dropped_not_in_cache) = scan::drop_absent(outstanding, &mut presence);
     let (marks, unreadable) = match &cluster {
         Some(c) => scanner.mark(c, &target, outstanding),
         None => (HashMap::new(), 0),
     };
-    (scan::section(scanner.backend(), cluster.as_ref(), &stats, unreadable, symbols), marks)
+    let scan = scan::section(scanner.backend(), cluster.as_ref(), &stats, unreadable, symbols);
+    Marked { scan, marks, dropped_as_freed, dropped_not_in_cache }
 }
 
 /// Outstanding allocations by call site, most first, at most `top`; and
@@ -244,30 +326,6 @@ fn callsites(
         .collect()
 }
 
-/// The leak function, why there is none, and how sure — from every call
-/// site's marks, not only the --top shown. Without a scan nothing is
-/// marked; only a slab trace says so (page and vmalloc are never scanned).
-fn verdict(
-    kind: Kind,
-    sites: &[CallSiteTotal],
-    symbols: &Kallsyms,
-    scan: &Scan,
-    marks: &HashMap<u64, u64>,
-    lost_events: u64,
-) -> (Option<String>, Option<String>, Option<Confidence>) {
-    if scan.backend.is_none() {
-        return (None, (kind == Kind::Slab).then(|| "nothing can be marked without the memory scan".into()), None);
-    }
-    let marked: Vec<(String, u64)> =
-        sites.iter().map(|s| (symbols.format(s.call_site), marks.get(&s.call_site).copied().unwrap_or(0))).collect();
-    let (function, note) = scan::leak_function(&marked);
-    let confidence = function.as_ref().and_then(|f| sites.iter().zip(&marked).find(|(_, (name, _))| name == f)).map(|(site, (_, n))| {
-        let (similar, scanned) = (scan.similar_objects.unwrap_or(0), scan.scanned_objects.unwrap_or(0));
-        Confidence::judge(*n, site.count, marks.values().sum(), similar, scanned, lost_events)
-    });
-    (function, note, confidence)
-}
-
 /// `-t vmalloc`: /proc/vmallocinfo at both ends of the window; during it,
 /// the vmap tracepoints with callchains where the kernel has them.
 pub fn vmalloc(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
@@ -286,9 +344,11 @@ pub fn vmalloc(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport
             progress.set(start.elapsed(), "");
         }
         progress.finish();
-        let mut report = vmalloc::report(&before, &vmalloc::snapshot(procfs, page_size)?, options.top);
+        let (mut report, sites, growth) =
+            vmalloc::report(&before, &vmalloc::snapshot(procfs, page_size)?, options.top, VMALLOC_NOISE_BYTES);
         report.window_s = start.elapsed().as_secs_f64();
         report.interrupted = sysak_kernel::signal::interrupted();
+        judge(&mut report, &sites, Some(&growth));
         return Ok(report);
     };
     let symbols = Kallsyms::load(Path::new("/proc"))?;
@@ -301,16 +361,58 @@ pub fn vmalloc(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport
         window::Event::Drained(before) => outstanding.retire(before),
     })?;
     let lost_events = tracer.stats().lost;
-    let mut report = vmalloc::report(&before, &vmalloc::snapshot(procfs, page_size)?, options.top);
+    let (mut report, sites, growth) = vmalloc::report(&before, &vmalloc::snapshot(procfs, page_size)?, options.top, VMALLOC_NOISE_BYTES);
     report.tracer = "vmallocinfo+perf".into();
     report.window_s = outcome.elapsed_s;
     report.free_only_s = outcome.free_only_s;
     report.interrupted = outcome.interrupted;
-    report.lost_events = lost_events;
+    report.lost_events = Some(lost_events);
     report.untracked_allocations = outstanding.overflow;
     report.dropped_stacks = stacks.dropped;
     report.traced_callsites = callsites(&outstanding.by_call_site(), &stacks, &symbols, outcome.end_ns, options.top, 1, &HashMap::new());
+    judge(&mut report, &sites, Some(&growth));
     Ok(report)
+}
+
+/// What the scan section adds to the verdict, when it read memory.
+fn scan_facts(scan: &Scan) -> Option<ScanFacts> {
+    scan.backend.as_ref()?;
+    Some(ScanFacts {
+        similar: scan.similar_objects.unwrap_or(0),
+        scanned: scan.scanned_objects.unwrap_or(0),
+        slabs: scan.scanned_slabs,
+        changed_slabs: scan.changed_slabs,
+        truncated: scan.truncated,
+        unreadable_outstanding: scan.unreadable_outstanding,
+    })
+}
+
+/// Fill in the verdict and the growth figures of `report`.
+pub fn judge(report: &mut TraceReport, sites: &[verdict::Site], growth: Option<&Growth>) {
+    let evidence = Evidence {
+        kind: report.kind,
+        sites,
+        scan: scan_facts(&report.scan),
+        no_scan_reason: report.scan.unavailable.as_deref(),
+        growth,
+        window: WindowFacts {
+            window_s: report.window_s,
+            free_only_s: report.free_only_s,
+            interrupted: report.interrupted,
+            lost_events: report.lost_events,
+            untracked: report.untracked_allocations,
+        },
+    };
+    let j = verdict::judge(&evidence);
+    report.leak = j.leak;
+    report.summary = j.summary;
+    report.leak_function = j.leak_function;
+    report.leak_function_note = j.note;
+    report.confidence = j.confidence;
+    report.growth_objects = growth.and_then(|g| g.objects);
+    report.growth_bytes = growth.map(|g| g.bytes);
+    report.growth_noise_bytes = growth.map(|g| g.noise_bytes);
+    report.growth_source = growth.map(|g| g.source.clone());
 }
 
 /// Outstanding set -> report. `count_unit` divides bytes into the reported
@@ -324,12 +426,20 @@ fn build_report(
     traced: &Traced,
     options: &Options,
     count_unit: u64,
-    scan: Scan,
-    marks: &HashMap<u64, u64>,
+    marked: Marked,
+    growth: Option<&Growth>,
 ) -> TraceReport {
     let sites = outstanding.by_call_site();
-    let (leak_function, leak_function_note, confidence) = verdict(kind, &sites, symbols, &scan, marks, traced.lost_events);
-    TraceReport {
+    let verdict_sites: Vec<verdict::Site> = sites
+        .iter()
+        .map(|s| verdict::Site {
+            function: symbols.format(s.call_site),
+            count: if count_unit > 1 { s.bytes / count_unit } else { s.count },
+            bytes: s.bytes,
+            marked: marked.marks.get(&s.call_site).copied().unwrap_or(0),
+        })
+        .collect();
+    let mut report = TraceReport {
         tracer_note: traced.tracer_note.clone(),
         stacks_note: (traced.tracer == "bpf" && options.stacks).then(|| {
             format!(
@@ -343,12 +453,13 @@ fn build_report(
         lost_events: traced.lost_events,
         untracked_allocations: outstanding.overflow + traced.untracked,
         dropped_stacks: stacks.dropped + traced.dropped_stacks,
-        callsites: callsites(&sites, stacks, symbols, traced.outcome.end_ns, options.top, count_unit, marks),
+        callsites: callsites(&sites, stacks, symbols, traced.outcome.end_ns, options.top, count_unit, &marked.marks),
         callsites_total: sites.len(),
-        scan,
-        leak_function,
-        leak_function_note,
-        confidence,
+        dropped_as_freed: marked.dropped_as_freed,
+        dropped_not_in_cache: marked.dropped_not_in_cache,
+        scan: marked.scan,
         ..TraceReport::new(kind, traced.tracer)
-    }
+    };
+    judge(&mut report, &verdict_sites, growth);
+    report
 }

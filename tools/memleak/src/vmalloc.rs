@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use sysak_kernel::procfs::{ProcFs, VmallocArea};
 
 use crate::check::Kind;
+use crate::growth::{Growth, Reading};
 use crate::report::{CallSite, Scan, TraceReport};
+use crate::verdict::Site;
 
 /// vmalloc areas and bytes of one caller.
 #[derive(Debug, Default, Clone, Copy)]
@@ -56,15 +58,31 @@ pub fn snapshot(procfs: &ProcFs, page_size: u64) -> anyhow::Result<HashMap<Strin
     Ok(by_caller(&procfs.read_vmallocinfo()?, page_size))
 }
 
-/// The report for a window between two snapshots: callers by growth.
-pub fn report(before: &HashMap<String, CallerTotal>, after: &HashMap<String, CallerTotal>, top: usize) -> TraceReport {
+/// The report for a window between two snapshots: callers by growth. The
+/// caller fills in the window's figures, then [`crate::trace::judge`]s it
+/// with the sites and growth returned here.
+pub fn report(
+    before: &HashMap<String, CallerTotal>,
+    after: &HashMap<String, CallerTotal>,
+    top: usize,
+    noise_bytes: u64,
+) -> (TraceReport, Vec<Site>, Growth) {
     let sites = diff(before, after);
-    TraceReport {
+    let verdict_sites = sites
+        .iter()
+        .map(|s| Site { function: s.function.clone(), count: s.count, bytes: s.growth_bytes.unwrap_or(0).max(0) as u64, marked: 0 })
+        .collect();
+    let total = |m: &HashMap<String, CallerTotal>| m.values().map(|t| t.bytes).sum::<u64>();
+    let readings = [total(before), total(after)].map(|bytes| Reading { objects: None, bytes });
+    let growth = Growth::from_readings("/proc/vmallocinfo pages of vmalloc areas".into(), &readings, noise_bytes)
+        .expect("two readings make a growth");
+    let report = TraceReport {
         callsites_total: sites.len(),
         callsites: sites.into_iter().take(top).collect(),
         scan: Scan { unavailable: Some("the similarity scan applies to slab objects, not vmalloc areas".into()), ..Scan::default() },
         ..TraceReport::new(Kind::Vmalloc, "vmallocinfo")
-    }
+    };
+    (report, verdict_sites, growth)
 }
 
 #[cfg(test)]

@@ -1,0 +1,141 @@
+//! Net growth of what a window traces, from the kernel's own counters.
+//!
+//! Outstanding is not leaked: long-lived objects replaced at the same rate
+//! (queues, caches, conntrack-like tables) stay outstanding past any window
+//! while their cache stays flat. A leak is memory that keeps growing, so
+//! every verdict is anchored on growth measured by the kernel itself —
+//! which, unlike the tracepoints, also sees the frees of `kfree_bulk()`,
+//! `kmem_cache_free_bulk()` and the `kfree_rcu()` batches, and the frees of
+//! objects allocated before the window.
+//!
+//! - one slab cache: `/proc/slabinfo` active objects (SLUB counts the free
+//!   objects of per-CPU and per-CPU partial slabs as active: the noise
+//!   allowance covers them);
+//! - every cache (`-n all`): `SUnreclaim`;
+//! - pages: the check's "alloc pages" residual (pages no other counter
+//!   explains), so page tables, kernel stacks and the like do not count.
+//!
+//! Sampled once a second on a thread of its own, so the window's loop is
+//! not delayed by a read of /proc/slabinfo.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// One reading of the counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reading {
+    /// Objects, where the counter has them (one slab cache).
+    pub objects: Option<u64>,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// What was measured over the window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Growth {
+    /// The counter, in words ("/proc/slabinfo active objects of kmalloc-64").
+    pub source: String,
+    /// Readings taken.
+    pub samples: usize,
+    /// Last reading minus first, objects (one cache only).
+    pub objects: Option<i64>,
+    /// Last reading minus first, bytes.
+    pub bytes: i64,
+    /// Growth up to this many bytes is what the counter moves by without a
+    /// leak (per-CPU slabs and page lists filling and draining).
+    pub noise_bytes: u64,
+}
+
+impl Growth {
+    /// Growth beyond the noise.
+    pub fn grew(&self) -> bool {
+        self.bytes > self.noise_bytes as i64
+    }
+
+    /// From the readings of a window; `None` with fewer than two.
+    pub fn from_readings(source: String, readings: &[Reading], noise_bytes: u64) -> Option<Growth> {
+        let (first, last) = (readings.first()?, readings.last()?);
+        if readings.len() < 2 {
+            return None;
+        }
+        let objects = match (first.objects, last.objects) {
+            (Some(a), Some(b)) => Some(b as i64 - a as i64),
+            _ => None,
+        };
+        Some(Growth { source, samples: readings.len(), objects, bytes: last.bytes as i64 - first.bytes as i64, noise_bytes })
+    }
+}
+
+/// Reads a counter now and then until stopped.
+pub struct Sampler {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Vec<Reading>>>,
+    read: Arc<dyn Fn() -> Option<Reading> + Send + Sync>,
+    first: Option<Reading>,
+}
+
+impl Sampler {
+    /// Take the first reading now, then one every `period` until
+    /// [`Sampler::finish`].
+    pub fn start(read: impl Fn() -> Option<Reading> + Send + Sync + 'static, period: Duration) -> Sampler {
+        let read: Arc<dyn Fn() -> Option<Reading> + Send + Sync> = Arc::new(read);
+        let first = read();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, reader) = (stop.clone(), read.clone());
+        let thread = std::thread::Builder::new()
+            .name("sysak-growth".into())
+            .spawn(move || {
+                let mut readings = Vec::new();
+                let step = Duration::from_millis(50);
+                let mut waited = Duration::ZERO;
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(step);
+                    waited += step;
+                    if waited >= period {
+                        waited = Duration::ZERO;
+                        readings.extend(reader());
+                    }
+                }
+                readings
+            })
+            .ok();
+        Sampler { stop, thread, read, first }
+    }
+
+    /// Stop, take the last reading now, and return them all in order.
+    pub fn finish(mut self) -> Vec<Reading> {
+        self.stop.store(true, Ordering::Relaxed);
+        let middle = self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default();
+        self.first.into_iter().chain(middle).chain((self.read)()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn growth_is_last_minus_first_with_noise() {
+        let r = |objects, bytes| Reading { objects: Some(objects), bytes };
+        let g = Growth::from_readings("x".into(), &[r(100, 6400), r(90, 5760), r(140, 8960)], 1000).unwrap();
+        assert_eq!((g.objects, g.bytes, g.samples), (Some(40), 2560, 3));
+        assert!(g.grew());
+        let flat = Growth::from_readings("x".into(), &[r(100, 6400), r(104, 6656)], 1000).unwrap();
+        assert!(!flat.grew());
+        assert!(Growth::from_readings("x".into(), &[r(1, 1)], 0).is_none());
+    }
+
+    #[test]
+    fn sampler_reads_at_both_ends() {
+        let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let c = count.clone();
+        let sampler =
+            Sampler::start(move || Some(Reading { objects: None, bytes: c.fetch_add(1, Ordering::Relaxed) }), Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(350));
+        let readings = sampler.finish();
+        assert!(readings.len() >= 4, "{readings:?}");
+        assert!(readings.windows(2).all(|w| w[0].bytes < w[1].bytes), "in order: {readings:?}");
+    }
+}
