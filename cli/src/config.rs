@@ -133,10 +133,11 @@ impl Config {
 /// inside it.
 fn describe(path: &Path, text: &str, err: &toml::de::Error) -> ConfigError {
     let message = err.message().trim();
-    let line_of = |offset: usize| text[..offset.min(text.len())].lines().count().max(1);
+    // Counted in bytes: a span may end inside a multi-byte character.
+    let line_at = |offset: usize| text.as_bytes()[..offset.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1;
     let line = err.span().map(|span| {
         let key = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next());
-        let table = &text[span.start.min(text.len())..span.end.min(text.len())];
+        let table = text.get(span.start.min(text.len())..span.end.min(text.len())).unwrap_or("");
         let key_offset = key.and_then(|key| {
             let mut offset = 0;
             table.split_inclusive('\n').find_map(|l| {
@@ -146,8 +147,8 @@ fn describe(path: &Path, text: &str, err: &toml::de::Error) -> ConfigError {
             })
         });
         match key_offset {
-            Some(offset) => line_of(span.start + offset + 1),
-            None => line_of(span.start + 1),
+            Some(offset) => line_at(span.start + offset),
+            None => line_at(span.start),
         }
     });
     match line {

@@ -12,14 +12,20 @@
 //! [`SKETCH_SIZE`] candidate representatives with Space-Saving counts (an
 //! object matching no candidate replaces the weakest one and inherits its
 //! count, so any cluster holding more than 1/[`SKETCH_SIZE`] of the objects
-//! survives), then a second pass counts the strongest candidates exactly.
+//! survives), then a second pass counts every candidate exactly, and a
+//! third counts sampled members of the strongest as alternative
+//! representatives (a member may take in more of its cluster than the
+//! object the sketch met first).
 //! Time is O(objects × candidates × object size); memory is
 //! O(candidates × object size), whatever the cache's size.
 
 /// Candidates kept by the first pass.
 pub const SKETCH_SIZE: usize = 32;
-/// Candidates counted exactly in the second pass.
-pub const FINALISTS: usize = 4;
+/// Candidates counted exactly in the second pass: all of them. Counting
+/// only the four strongest missed the largest cluster when chained types
+/// split its first-pass count across candidates (found by the brute-force
+/// property test, tests/similarity_vs_brute_force.rs).
+pub const FINALISTS: usize = SKETCH_SIZE;
 /// Default similarity threshold, in percent.
 pub const DEFAULT_PERCENT: u32 = 65;
 /// A representative needs this many useful bytes.
@@ -94,6 +100,15 @@ impl ClusterSketch {
         self.scanned += 1;
         if let Some(c) = self.candidates.iter_mut().find(|(rep, _)| rep.matches(bytes)) {
             c.1 += 1;
+            // A member with fewer useful bytes that still matches the
+            // representative back is a looser representative of the same
+            // cluster: it also takes in the members whose varying bytes
+            // (counters, self pointers) the first one held against them.
+            if bytes.iter().filter(|b| is_useful(**b)).count() < c.0.useful.len() {
+                if let Some(looser) = Representative::new(address, bytes, self.percent).filter(|r| r.matches(&c.0.bytes)) {
+                    c.0 = looser;
+                }
+            }
             return;
         }
         let Some(rep) = Representative::new(address, bytes, self.percent) else {
@@ -116,12 +131,22 @@ impl ClusterSketch {
     }
 }
 
-/// Second pass: exact counts for the finalists.
+/// Second pass: exact counts for the finalists, and a sample of each
+/// one's members: the representative that takes in the most members is not
+/// always the first one the sketch met (chained types, per-object counters
+/// and self pointers), so [`ExactCount::alternates`] offers members of the
+/// strongest finalists for a third, exact pass.
 #[derive(Debug)]
 pub struct ExactCount {
     finalists: Vec<(Representative, u64)>,
+    members: Vec<Vec<(u64, Vec<u8>)>>,
     scanned: u64,
 }
+
+/// Members of a finalist kept as alternative representatives.
+const ALTERNATES: usize = 8;
+/// Finalists whose members are offered as alternates.
+const REFINED: usize = 4;
 
 /// The largest cluster found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,16 +162,37 @@ pub struct ObjectCluster {
 impl ExactCount {
     /// Count for `finalists`.
     pub fn new(finalists: Vec<Representative>) -> ExactCount {
-        ExactCount { finalists: finalists.into_iter().map(|r| (r, 0)).collect(), scanned: 0 }
+        let members = vec![Vec::new(); finalists.len()];
+        ExactCount { finalists: finalists.into_iter().map(|r| (r, 0)).collect(), members, scanned: 0 }
     }
 
-    /// Account one object (it may match several finalists).
-    pub fn observe(&mut self, bytes: &[u8]) {
+    /// Account one object at `address` (it may match several finalists).
+    pub fn observe(&mut self, address: u64, bytes: &[u8]) {
         self.scanned += 1;
-        for (rep, n) in &mut self.finalists {
+        for ((rep, n), members) in self.finalists.iter_mut().zip(&mut self.members) {
             if rep.matches(bytes) {
                 *n += 1;
+                // Members 1, 2, 4, 8, …: spread over the cache, bounded.
+                if n.is_power_of_two() && members.len() < ALTERNATES {
+                    members.push((address, bytes.to_vec()));
+                }
             }
+        }
+    }
+
+    /// Sampled members of the strongest finalists, as representatives for
+    /// another exact pass.
+    pub fn alternates(&self, percent: u32) -> Vec<Representative> {
+        let mut order: Vec<usize> = (0..self.finalists.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(self.finalists[i].1));
+        order.into_iter().take(REFINED).flat_map(|i| &self.members[i]).filter_map(|(a, b)| Representative::new(*a, b, percent)).collect()
+    }
+
+    /// The larger of two clusters (the second pass's and the third's).
+    pub fn larger(a: Option<ObjectCluster>, b: Option<ObjectCluster>) -> Option<ObjectCluster> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(if b.similar > a.similar { b } else { a }),
+            (a, b) => a.or(b),
         }
     }
 
@@ -219,9 +265,10 @@ mod tests {
             sketch.observe(*a, o);
         }
         let mut exact = ExactCount::new(sketch.finalists());
-        for (_, o) in &objects {
-            exact.observe(o);
+        for (a, o) in &objects {
+            exact.observe(*a, o);
         }
+        assert!(!exact.alternates(DEFAULT_PERCENT).is_empty());
         let cluster = exact.largest().unwrap();
         assert_eq!(cluster.similar, 3000);
         assert_eq!(cluster.scanned, 10_000);
@@ -236,7 +283,7 @@ mod tests {
             sketch.observe(k as u64, o);
         }
         let mut exact = ExactCount::new(sketch.finalists());
-        objects.iter().for_each(|o| exact.observe(o));
+        objects.iter().enumerate().for_each(|(k, o)| exact.observe(k as u64, o));
         assert!(exact.largest().map(|c| c.similar).unwrap_or(0) <= 2);
     }
 }

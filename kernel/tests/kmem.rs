@@ -81,6 +81,7 @@ fn cache_list_matches_slabinfo() {
     assert_eq!(walked, listed);
 }
 
+#[allow(dead_code)] // shared with the sysak tests, which use all of it
 #[path = "../../tests/common/msgq.rs"]
 mod msgq;
 

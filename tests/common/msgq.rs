@@ -14,6 +14,23 @@ const MSGMNB: &str = "/proc/sys/kernel/msgmnb";
 /// `sizeof(struct msg_msg)` on 64-bit kernels since 2.6.
 pub const MSG_MSG_HEADER_BYTES: usize = 48;
 
+/// The cache of `bucket`-byte SysV messages on this kernel (a message of
+/// `t` text bytes is a `48 + t`-byte `msg_msg`): `msg_msg-N` (6.11+),
+/// `kmalloc-cg-N` (5.14+) or `kmalloc-N`.
+pub fn message_cache_of(bucket: &str) -> String {
+    let slabinfo = std::fs::read_to_string("/proc/slabinfo").unwrap();
+    ["msg_msg-", "kmalloc-cg-", "kmalloc-"]
+        .into_iter()
+        .map(|prefix| format!("{prefix}{bucket}"))
+        .find(|c| slabinfo.lines().any(|l| l.starts_with(&format!("{c} "))))
+        .unwrap_or_else(|| panic!("no {bucket}-byte cache for SysV messages"))
+}
+
+/// The 256-byte cache SysV messages of 200 bytes land in.
+pub fn message_cache() -> &'static str {
+    Box::leak(message_cache_of("256").into_boxed_str())
+}
+
 pub struct MessageQueue {
     id: i32,
     saved_msgmnb: String,

@@ -148,4 +148,78 @@ mod tests {
         let garbage: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
         assert!(free_objects(&garbage, BASE, &h, BASE, 64).is_err());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        prop_compose! {
+            /// A slab of any geometry: order 0-3, object sizes with
+            /// padding, a left red zone (debug caches), the free pointer
+            /// anywhere in the object, any hardening.
+            fn geometry()(order in 0u32..4, object_size in 8u32..600, pad in 0u32..64, red in prop_oneof![Just(0u32), Just(8), Just(64)],
+                          random in prop_oneof![Just(0u64), any::<u64>()], swab in any::<bool>())
+                         (order in Just(order), object_size in Just(object_size), pad in Just(pad), red in Just(red), random in Just(random),
+                          swab in Just(swab), offset in 0..object_size.div_ceil(8)) -> (KmemCache, u32, bool) {
+                let size = (red + object_size + pad).next_multiple_of(8);
+                let cache = KmemCache {
+                    address: 0,
+                    name: "prop".into(),
+                    size,
+                    object_size,
+                    free_pointer_offset: (offset * 8).min(size - red - 8),
+                    random,
+                    red_left_pad: red,
+                    order,
+                    reclaimable: false,
+                };
+                let objects = ((4096u32 << order) - red) / size;
+                (cache, objects.max(1), swab)
+            }
+        }
+
+        proptest! {
+            /// Whatever the geometry, the objects put on the freelist (in
+            /// any order) are exactly the ones decoded as free.
+            #[test]
+            fn decodes_any_freelist((cache, objects, swab) in geometry(), picks in proptest::collection::vec(any::<u32>(), 0..64)) {
+                let span = (cache.red_left_pad + objects * cache.size) as usize;
+                let mut bytes = vec![0x6bu8; span.max(8)];
+                let mut order: Vec<usize> = picks.iter().map(|p| (*p % objects) as usize).collect();
+                order.dedup();
+                let mut seen = std::collections::HashSet::new();
+                order.retain(|i| seen.insert(*i));
+                let addr = |i: usize| BASE + (cache.red_left_pad + i as u32 * cache.size) as u64;
+                for (k, &i) in order.iter().enumerate() {
+                    let next = order.get(k + 1).map(|&j| addr(j)).unwrap_or(0);
+                    let word = addr(i) + cache.free_pointer_offset as u64;
+                    let stored = match (cache.random, swab) {
+                        (0, _) => next,
+                        (r, true) => next ^ r ^ word.swap_bytes(),
+                        (r, false) => next ^ r ^ word,
+                    };
+                    let at = (word - BASE) as usize;
+                    bytes[at..at + 8].copy_from_slice(&stored.to_le_bytes());
+                }
+                let first = order.first().map(|&i| addr(i)).unwrap_or(0);
+                let free = free_objects(&bytes, BASE, &cache, first, objects).unwrap();
+                let decoded: Vec<usize> = free.iter().enumerate().filter(|(_, f)| **f).map(|(i, _)| i).collect();
+                let mut expected = order.clone();
+                expected.sort_unstable();
+                prop_assert_eq!(decoded, expected);
+            }
+
+            /// A slab that changed under the read (any bytes, any first
+            /// pointer) is an error or a set of free objects: never a hang
+            /// or a panic.
+            #[test]
+            fn garbage_never_hangs((cache, objects, _) in geometry(), noise in proptest::collection::vec(any::<u8>(), 64..4096), first in any::<u64>()) {
+                let span = (cache.red_left_pad + objects * cache.size) as usize;
+                let bytes: Vec<u8> = noise.iter().cycle().take(span).copied().collect();
+                let near = BASE + first % (span as u64 + 64);
+                let _ = free_objects(&bytes, BASE, &cache, near, objects);
+                let _ = free_objects(&bytes, BASE, &cache, first, objects);
+            }
+        }
+    }
 }

@@ -13,6 +13,7 @@ pub mod bpf_outstanding;
 pub mod callsite;
 pub mod in_kernel;
 pub mod outstanding;
+pub mod page_events;
 pub mod perf;
 pub mod tracefs;
 pub mod window;

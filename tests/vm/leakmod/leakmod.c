@@ -6,11 +6,22 @@
  * leaking that kind at a steady rate for duration_ms, so the leak happens
  * inside a tracing window. Each kind is allocated by its own named
  * noinline function, which is what sysak must name:
- *   leakmod_kmalloc_one   kmalloc(200) objects carrying a pointer to the
+ *   leakmod_kmalloc_one   kmalloc(184) objects (kmalloc-192) carrying a pointer to the
  *                         module's ops structure and a recognisable pattern
  *                         (the shape of the original sysak case);
  *   leakmod_vmalloc_one   vmalloc(64 KiB) areas;
  *   leakmod_alloc_pages_one  alloc_pages(GFP_KERNEL, 0).
+ * And two that must not be called leaks (issue 10):
+ *   turnover   leakmod_queue_one keeps a FIFO of turnover_backlog records
+ *              shaped like the leaked objects (same cache, same contents),
+ *              replacing the oldest at turnover_rate a second: every record
+ *              outlives a short window, but the cache stays flat;
+ *   bulk       after 0.5 s, leakmod_bulk_one allocates bulk_count records from
+ *              the named cache "leakmod-120" (120-byte objects, cache-line
+ *              aligned: 128 in /proc/slabinfo, so its name does not give
+ *              its size) and keeps bulk_kept of them; 1 s later it frees
+ *              half of the rest with kmem_cache_free_bulk() and half with
+ *              kfree_rcu(): frees that fire no per-object tracepoint.
  * Everything is kept on lists and freed when the module is removed.
  */
 #include <linux/module.h>
@@ -22,6 +33,7 @@
 #include <linux/list.h>
 #include <linux/spinlock.h>
 #include <linux/string.h>
+#include <linux/rcupdate.h>
 
 static unsigned int slab_count = 300000;
 module_param(slab_count, uint, 0644);
@@ -31,6 +43,14 @@ static unsigned int pages_count = 16384;
 module_param(pages_count, uint, 0644);
 static unsigned int duration_ms = 8000;
 module_param(duration_ms, uint, 0644);
+static unsigned int turnover_backlog = 20000;
+module_param(turnover_backlog, uint, 0644);
+static unsigned int turnover_rate = 2000;
+module_param(turnover_rate, uint, 0644);
+static unsigned int bulk_count = 20000;
+module_param(bulk_count, uint, 0644);
+static unsigned int bulk_kept = 3000;
+module_param(bulk_kept, uint, 0644);
 
 struct leakmod_ops {
 	const char *name;
@@ -80,6 +100,50 @@ static noinline struct leakmod_object *leakmod_kmalloc_one(u32 serial)
 	memset(o->tag, 'L', sizeof(o->tag));
 	memcpy(o->tag, "leakmod: an object nobody frees", 31);
 	return o;
+}
+
+/* The same record, from another function: the turnover queue. Its magic
+ * differs, so the compiler cannot fold the two functions into one. */
+static noinline struct leakmod_object *leakmod_queue_one(u32 serial)
+{
+	struct leakmod_object *o = kmalloc(sizeof(*o), GFP_KERNEL);
+
+	if (!o)
+		return NULL;
+	o->ops = &leakmod_object_ops;
+	o->magic = 0x4555455551415953ULL;	/* "SYAQUEUE" */
+	o->serial = serial;
+	memset(o->tag, 'L', sizeof(o->tag));
+	memcpy(o->tag, "leakmod: an object nobody frees", 31);
+	return o;
+}
+
+struct leakmod_record {
+	struct rcu_head rcu;
+	u64 magic;
+	u32 serial;
+	char tag[92];
+};
+
+static struct kmem_cache *record_cache;
+
+static void leakmod_record_init(void *p)
+{
+	memset(p, 0, sizeof(struct leakmod_record));
+}
+static struct leakmod_record **bulk;
+static unsigned int bulk_n;
+
+static noinline struct leakmod_record *leakmod_bulk_one(u32 serial)
+{
+	struct leakmod_record *r = kmem_cache_alloc(record_cache, GFP_KERNEL);
+
+	if (r) {
+		r->magic = 0x4b4c5542444f4d4bULL;
+		r->serial = serial;
+		memset(r->tag, 'B', sizeof(r->tag));
+	}
+	return r;
 }
 
 static noinline void *leakmod_vmalloc_one(void)
@@ -151,10 +215,97 @@ static void tick(struct work_struct *w)
 		pr_info("leakmod: leaked %u\n", done);
 }
 
+/* The turnover queue: FIFO of records, oldest replaced every tick. */
+static LIST_HEAD(queue);
+static unsigned int queued, queue_serial;
+static struct delayed_work turnover_work;
+
+static void turnover_tick(struct work_struct *w)
+{
+	unsigned int n = max(1u, turnover_rate / 100);
+
+	while (n--) {
+		struct leakmod_object *o = leakmod_queue_one(queue_serial++);
+
+		if (!o)
+			break;
+		spin_lock(&lock);
+		list_add_tail(&o->node, &queue);
+		if (++queued > turnover_backlog) {
+			struct leakmod_object *old = list_first_entry(&queue, struct leakmod_object, node);
+
+			list_del(&old->node);
+			queued--;
+			spin_unlock(&lock);
+			kfree(old);
+			continue;
+		}
+		spin_unlock(&lock);
+	}
+	schedule_delayed_work(&turnover_work, msecs_to_jiffies(10));
+}
+
+static void turnover_start(void)
+{
+	cancel_delayed_work_sync(&turnover_work);
+	/* The backlog exists before any window: only replacement is seen. */
+	while (queued < turnover_backlog) {
+		struct leakmod_object *o = leakmod_queue_one(queue_serial++);
+
+		if (!o)
+			break;
+		spin_lock(&lock);
+		list_add_tail(&o->node, &queue);
+		queued++;
+		spin_unlock(&lock);
+	}
+	schedule_delayed_work(&turnover_work, msecs_to_jiffies(10));
+}
+
+/* Bulk: allocate at +0.5 s, free all but bulk_kept at +1.5 s. */
+static struct delayed_work bulk_work;
+static bool bulk_allocated;
+
+static void bulk_tick(struct work_struct *w)
+{
+	unsigned int i, rest, half;
+
+	if (!bulk_allocated) {
+		for (bulk_n = 0; bulk_n < bulk_count; bulk_n++) {
+			bulk[bulk_n] = leakmod_bulk_one(bulk_n);
+			if (!bulk[bulk_n])
+				break;
+		}
+		bulk_allocated = true;
+		schedule_delayed_work(&bulk_work, msecs_to_jiffies(1000));
+		return;
+	}
+	rest = bulk_n > bulk_kept ? bulk_n - bulk_kept : 0;
+	half = rest / 2;
+	/* kmem_cache_free_bulk(): one call, no kmem_cache_free tracepoint. */
+	kmem_cache_free_bulk(record_cache, half, (void **)&bulk[bulk_kept]);
+	/* kfree_rcu(): freed after a grace period, in kfree_bulk() batches
+	 * (SLUB's kfree takes any slab object). */
+	for (i = bulk_kept + half; i < bulk_n; i++)
+		kfree_rcu(bulk[i], rcu);
+	pr_info("leakmod: bulk kept %u, freed %u in bulk, %u by RCU\n", bulk_kept, half, rest - half);
+	bulk_n = bulk_kept;
+}
+
 static int trigger_set(const char *val, const struct kernel_param *kp)
 {
 	unsigned int ticks = max(1u, duration_ms / 10);
 
+	if (sysfs_streq(val, "turnover")) {
+		turnover_start();
+		return 0;
+	}
+	if (sysfs_streq(val, "bulk")) {
+		if (bulk_allocated)
+			return -EBUSY;
+		schedule_delayed_work(&bulk_work, msecs_to_jiffies(500));
+		return 0;
+	}
 	cancel_delayed_work_sync(&work);
 	if (sysfs_streq(val, "slab")) {
 		active = KIND_SLAB;
@@ -180,6 +331,16 @@ module_param_cb(trigger, &trigger_ops, NULL, 0200);
 static int __init leakmod_init(void)
 {
 	INIT_DELAYED_WORK(&work, tick);
+	INIT_DELAYED_WORK(&turnover_work, turnover_tick);
+	INIT_DELAYED_WORK(&bulk_work, bulk_tick);
+	/* A constructor keeps SLUB from merging it into another cache. */
+	record_cache = kmem_cache_create("leakmod-120", 120, 0, SLAB_HWCACHE_ALIGN, leakmod_record_init);
+	bulk = kvcalloc(bulk_count, sizeof(*bulk), GFP_KERNEL);
+	if (!record_cache || !bulk) {
+		kvfree(bulk);
+		kmem_cache_destroy(record_cache);
+		return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -187,10 +348,22 @@ static void __exit leakmod_exit(void)
 {
 	struct leakmod_object *o, *on;
 	struct leakmod_area *a, *an;
+	unsigned int i;
 
 	cancel_delayed_work_sync(&work);
+	cancel_delayed_work_sync(&turnover_work);
+	cancel_delayed_work_sync(&bulk_work);
 	list_for_each_entry_safe(o, on, &objects, node)
 		kfree(o);
+	list_for_each_entry_safe(o, on, &queue, node)
+		kfree(o);
+	for (i = 0; i < bulk_n; i++)
+		kmem_cache_free(record_cache, bulk[i]);
+	/* kfree_rcu() batches may still hold records: wait them out. */
+	rcu_barrier();
+	synchronize_rcu();
+	kmem_cache_destroy(record_cache);
+	kvfree(bulk);
 	list_for_each_entry_safe(a, an, &areas, node) {
 		vfree(a->mem);
 		kfree(a);

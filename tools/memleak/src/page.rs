@@ -1,102 +1,34 @@
 //! `-t page`: outstanding page allocations by call site. Traced in the
-//! kernel where BPF can ([`bpf_probes`]), else with perf as below.
-//!
-//! `kmem:mm_page_alloc` with kernel callchains, filtered in the kernel to
-//! skip movable (1) and reclaimable (2) migratetypes — user and page-cache
-//! memory, which is not what leaks; `kmem:mm_page_free` and, where present,
-//! `kmem:mm_page_free_batched` (order-0 frees of page lists) without
-//! callchains. Pages are keyed by PFN. The call site is the first frame
-//! outside the page allocator, so a leak shows as `pipe_write+…` rather than
-//! `__alloc_pages+…`. Field offsets (5.10's `gfp_flags` is 4 bytes, 6.x's 8)
-//! come from the format files.
+//! kernel where BPF can ([`bpf_probes`]), else with perf through
+//! [`sysak_kernel::trace::page_events`] (the decoder pagealloc uses too),
+//! movable and reclaimable migratetypes filtered out in the kernel. Pages
+//! are keyed by PFN; the call site is the first frame outside the page
+//! allocator.
 
-use std::collections::HashMap;
-
-use sysak_cli::tool::EnvironmentError;
 use sysak_kernel::layout::{ArgType, KernelTypes};
 use sysak_kernel::symbols::Kallsyms;
 use sysak_kernel::trace::bpf_outstanding::{AllocProbe, Bytes, FreeProbe};
-use sysak_kernel::trace::perf::EventHandle;
-use sysak_kernel::trace::{Field, PerfTracer, Sample, Tracefs};
-
 use sysak_kernel::trace::callsite::{CallSiteFinder, PAGE_ALLOCATOR};
 use sysak_kernel::trace::outstanding::{Allocation, Outstanding, Stacks};
+use sysak_kernel::trace::page_events::{PageDecoder, PageEvent};
+use sysak_kernel::trace::Sample;
 
-enum Role {
-    Alloc { pfn: Field, order: Field },
-    Free { pfn: Field },
-}
-
-/// The events of a page trace.
-pub struct PageTracer {
-    /// The perf events and their rings.
-    pub tracer: PerfTracer,
-    /// Which event is which.
-    pub events: PageEvents,
-}
-
-/// Event roles plus the per-address allocator-frame cache.
-pub struct PageEvents {
-    /// Allocation events.
-    pub allocs: Vec<EventHandle>,
-    /// Free events.
-    pub frees: Vec<EventHandle>,
-    roles: HashMap<u64, Role>,
-    call_sites: CallSiteFinder,
+/// Apply one perf sample of the page tracepoints to the outstanding set.
+pub fn apply(
+    decoder: &mut PageDecoder,
+    sample: &Sample,
+    symbols: &Kallsyms,
     page_size: u64,
-}
-
-impl PageTracer {
-    /// Open the events on every CPU (disabled).
-    pub fn open(tracefs: &Tracefs, ring_pages: usize, page_size: u64) -> anyhow::Result<PageTracer> {
-        let mut tracer = PerfTracer::new(ring_pages)?;
-        let mut events = PageEvents {
-            allocs: Vec::new(),
-            frees: Vec::new(),
-            roles: HashMap::new(),
-            call_sites: CallSiteFinder::new(PAGE_ALLOCATOR),
-            page_size,
-        };
-        if !tracefs.has_event("kmem", "mm_page_alloc") {
-            return Err(EnvironmentError("this kernel has no kmem:mm_page_alloc tracepoint".into()).into());
+    outstanding: &mut Outstanding,
+    stacks: Option<&mut Stacks>,
+) {
+    match decoder.decode(sample, symbols) {
+        Some(PageEvent::Alloc { pfn, order, call_site, .. }) => {
+            let stack = stacks.and_then(|s| s.intern_callchain(sample.callchain));
+            outstanding.alloc(pfn, Allocation { time_ns: sample.time_ns, call_site, bytes: page_size << order, stack });
         }
-        let alloc = tracefs.event_format("kmem", "mm_page_alloc")?;
-        let filter = alloc.field("migratetype").map(|_| "migratetype != 1 && migratetype != 2");
-        events.allocs.push(tracer.add(&alloc, filter, true)?);
-        events.roles.insert(alloc.id, Role::Alloc { pfn: alloc.require("pfn")?.clone(), order: alloc.require("order")?.clone() });
-        for name in ["mm_page_free", "mm_page_free_batched"] {
-            if !tracefs.has_event("kmem", name) {
-                continue;
-            }
-            let free = tracefs.event_format("kmem", name)?;
-            events.frees.push(tracer.add(&free, None, false)?);
-            events.roles.insert(free.id, Role::Free { pfn: free.require("pfn")?.clone() });
-        }
-        Ok(PageTracer { tracer, events })
-    }
-}
-
-impl PageEvents {
-    /// Apply one sample; `symbols` resolve frames to find the call site.
-    pub fn apply(&mut self, sample: &Sample, symbols: &Kallsyms, outstanding: &mut Outstanding, stacks: Option<&mut Stacks>) {
-        match self.roles.get(&sample.event_id) {
-            Some(Role::Alloc { pfn, order }) => {
-                let (Some(pfn), Some(order)) = (pfn.read_u64(sample.raw), order.read_u64(sample.raw)) else { return };
-                if pfn == u64::MAX {
-                    return; // failed allocation: pfn is -1
-                }
-                let call_site = self.call_sites.find(sample.callchain, symbols);
-                let stack = stacks.and_then(|s| s.intern_callchain(sample.callchain));
-                let bytes = self.page_size << order.min(20);
-                outstanding.alloc(pfn, Allocation { time_ns: sample.time_ns, call_site, bytes, stack });
-            }
-            Some(Role::Free { pfn, .. }) => {
-                if let Some(pfn) = pfn.read_u64(sample.raw) {
-                    outstanding.free(pfn, sample.time_ns);
-                }
-            }
-            None => {}
-        }
+        Some(PageEvent::Free { pfn, .. }) => outstanding.free(pfn, sample.time_ns),
+        None => {}
     }
 }
 

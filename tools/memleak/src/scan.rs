@@ -143,13 +143,18 @@ impl Scanner {
         self.caches.iter().find(|c| c.name == name).ok_or_else(|| format!("cache {name} is not on the kernel's slab_caches list"))
     }
 
-    /// The largest cluster of similar objects in `cache`: two walks (sketch,
-    /// then exact counts). The second walk also records, in `presence`,
-    /// which outstanding addresses are allocated objects of the cache.
+    /// The largest cluster of similar objects in `cache`: a sketch walk,
+    /// an exact walk of every candidate, and an exact walk of sampled
+    /// members of the strongest ([`sysak_kernel::similarity`]). The second
+    /// walk also records, in `presence`, which outstanding addresses are
+    /// allocated objects of the cache.
     pub fn largest_cluster(&self, cache: &KmemCache, percent: u32, presence: &mut Presence) -> (Option<ObjectCluster>, WalkStats) {
         let mem = self.mem.as_ref();
+        let walk = |each: &mut dyn FnMut(u64, &[u8])| {
+            walk::walk_cache(mem, &self.layout, &self.addrs, &self.pfns, cache, MAX_SCANNED_OBJECTS, |a, b| each(a, b))
+        };
         let mut sketch = ClusterSketch::new(percent);
-        walk::walk_cache(mem, &self.layout, &self.addrs, &self.pfns, cache, MAX_SCANNED_OBJECTS, |a, b| sketch.observe(a, b));
+        walk(&mut |a, b| sketch.observe(a, b));
         let mut exact = ExactCount::new(sketch.finalists());
         let stats = walk::walk_cache_slabs(
             mem,
@@ -160,7 +165,7 @@ impl Scanner {
             MAX_SCANNED_OBJECTS,
             |span| presence.spans.push(span),
             |address, bytes| {
-                exact.observe(bytes);
+                exact.observe(address, bytes);
                 if presence.outstanding.contains(&address) {
                     presence.allocated.insert(address);
                 }
@@ -169,7 +174,9 @@ impl Scanner {
         // Without every slab placed, an address outside the known ones may
         // still be in the cache.
         presence.incomplete = stats.truncated || stats.unplaced_slabs > 0;
-        (exact.largest(), stats)
+        let mut refined = ExactCount::new(exact.alternates(percent));
+        walk(&mut |a, b| refined.observe(a, b));
+        (ExactCount::larger(exact.largest(), refined.largest()), stats)
     }
 
     /// Marks per call site: outstanding allocations whose current contents

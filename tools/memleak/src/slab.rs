@@ -312,6 +312,33 @@ mod tests {
         }
     }
 
+    /// Regression (issue 10): the automatic pick counted objects, so a
+    /// busy kmalloc-64 won over a kmalloc-4k holding 30 times the memory.
+    #[test]
+    fn automatic_pick_is_by_bytes() {
+        let root = std::env::temp_dir().join(format!("sysak-pick-{}", std::process::id()));
+        let proc_root = root.join("proc");
+        std::fs::create_dir_all(&proc_root).unwrap();
+        std::fs::write(
+            proc_root.join("slabinfo"),
+            "slabinfo - version: 2.1\n# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>\n\
+             kmalloc-64        200000 200000     64   64    1 : tunables    0    0    0 : slabdata   3125   3125      0\n\
+             kmalloc-4k         96000  96000   4096    8    8 : tunables    0    0    0 : slabdata  12000  12000      0\n\
+             dentry            900000 900000    192   21    1 : tunables    0    0    0 : slabdata  42858  42858      0\n",
+        )
+        .unwrap();
+        for (cache, reclaim) in [("kmalloc-64", "0"), ("kmalloc-4k", "0"), ("dentry", "1")] {
+            let dir = root.join("sys/kernel/slab").join(cache);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("reclaim_account"), reclaim).unwrap();
+        }
+        let target = choose_target(&ProcFs::new(&proc_root, root.join("sys")), None).unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
+        let SlabTarget::Cache { stats, reason, feed, .. } = target else { panic!("a cache") };
+        assert_eq!((stats.name.as_str(), feed), ("kmalloc-4k", Feed::Kmalloc));
+        assert!(reason.starts_with("the unreclaimable cache holding the most memory: 375.0M of "), "{reason}");
+    }
+
     /// Regression (issue 10): `bio-120` (objects of 128 bytes here),
     /// `sgpool-64` and `biovec-16` are named caches, not kmalloc buckets;
     /// kmem_buckets (`msg_msg-256`) may be fed by either tracepoint.

@@ -14,7 +14,7 @@ use sysak_kernel::trace::Tracefs;
 use crate::check::{Kind, Usage};
 use crate::growth::{Growth, Reading, Sampler};
 use crate::options::{Options, TracerChoice};
-use crate::page::{self, PageTracer};
+use crate::page;
 use crate::report::{CallSite, Scan, TraceReport};
 use crate::scan::{self, Presence, Scanner};
 use crate::slab::{self, SlabTarget, SlabTracer};
@@ -25,6 +25,7 @@ use crate::vmap::VmapTracer;
 use sysak_cli::progress::Bar;
 use sysak_kernel::trace::in_kernel;
 use sysak_kernel::trace::outstanding::{CallSiteTotal, Outstanding, Stacks};
+use sysak_kernel::trace::page_events::{PageFilter, PageTracer};
 use sysak_kernel::trace::window::{self, Progress as _};
 
 /// Distinct stacks kept with -s.
@@ -249,12 +250,11 @@ fn trace_pages_with_perf(
     stacks: &mut Stacks,
 ) -> anyhow::Result<Traced> {
     let tracefs = Tracefs::open()?;
-    let mut traced = PageTracer::open(&tracefs, sysak_kernel::trace::perf::ring_pages(), crate::check::page_size())?;
-    let keep_stacks = options.stacks;
-    let PageTracer { tracer, events } = &mut traced;
-    let (allocs, frees) = (events.allocs.clone(), events.frees.clone());
-    let outcome = window::run(tracer, &allocs, &frees, options.window, &Bar::new(label, "tracing"), |event| match event {
-        window::Event::Sample(sample) => events.apply(sample, symbols, outstanding, keep_stacks.then_some(&mut *stacks)),
+    let mut traced = PageTracer::open(&tracefs, sysak_kernel::trace::perf::ring_pages(), PageFilter::Unmovable)?;
+    let (keep_stacks, page_size) = (options.stacks, crate::check::page_size());
+    let (tracer, allocs, frees, decoder) = traced.split();
+    let outcome = window::run(tracer, allocs, frees, options.window, &Bar::new(label, "tracing"), |event| match event {
+        window::Event::Sample(sample) => page::apply(decoder, sample, symbols, page_size, outstanding, keep_stacks.then_some(&mut *stacks)),
         window::Event::Drained(before) => outstanding.retire(before),
     })?;
     Ok(Traced { outcome, tracer: "perf", tracer_note: None, lost_events: Some(tracer.stats().lost), untracked: 0, dropped_stacks: 0 })

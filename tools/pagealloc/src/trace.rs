@@ -1,8 +1,6 @@
-//! The tracing modes: page allocations and frees over a window, with
-//! kernel callchains on allocations (perf samples, `kmem:mm_page_alloc`,
-//! all migratetypes) and frees without (`mm_page_free`,
-//! `mm_page_free_batched`). Field offsets come from the format files
-//! (5.10's `gfp_flags` is 4 bytes, 6.x's 8).
+//! The tracing modes: page allocations and frees over a window, every
+//! migratetype, through the page tracepoints memleak uses too
+//! ([`sysak_kernel::trace::page_events`]).
 //!
 //! Everything is bounded: call sites and stacks are capped and what does
 //! not fit is counted; outstanding pages are capped like memleak's.
@@ -12,13 +10,11 @@ use std::path::Path;
 
 use serde::Serialize;
 use sysak_cli::progress::Bar;
-use sysak_cli::tool::EnvironmentError;
 use sysak_kernel::symbols::Kallsyms;
-use sysak_kernel::trace::callsite::{CallSiteFinder, PAGE_ALLOCATOR};
 use sysak_kernel::trace::outstanding::{Allocation, Outstanding, Stacks};
-use sysak_kernel::trace::perf::EventHandle;
+use sysak_kernel::trace::page_events::{PageEvent, PageFilter, PageTracer};
 use sysak_kernel::trace::window::{self, Window};
-use sysak_kernel::trace::{Field, PerfTracer, Sample, Tracefs};
+use sysak_kernel::trace::Tracefs;
 
 /// Call sites kept for "allocated" totals.
 const MAX_SITES: usize = 65_536;
@@ -152,15 +148,6 @@ fn migratetype_name(mt: i64) -> String {
     }
 }
 
-struct Fields {
-    alloc_id: u64,
-    pfn: Field,
-    order: Field,
-    gfp: Field,
-    migratetype: Field,
-    free_pfns: HashMap<u64, (Field, Option<Field>)>,
-}
-
 #[derive(Default)]
 struct SiteTotal {
     allocations: u64,
@@ -181,30 +168,9 @@ struct Totals {
 /// Trace a window.
 pub fn run(options: &TraceOptions, label: &str) -> anyhow::Result<TraceReport> {
     let tracefs = Tracefs::open()?;
-    if !tracefs.has_event("kmem", "mm_page_alloc") {
-        return Err(EnvironmentError("this kernel has no kmem:mm_page_alloc tracepoint".into()).into());
-    }
     let symbols = Kallsyms::load(Path::new("/proc"))?;
     let page_size = sysak_kernel::procfs::page_size();
-    let mut tracer = PerfTracer::new(sysak_kernel::trace::perf::ring_pages())?;
-    let alloc = tracefs.event_format("kmem", "mm_page_alloc")?;
-    let allocs: Vec<EventHandle> = vec![tracer.add(&alloc, None, true)?];
-    let mut fields = Fields {
-        alloc_id: alloc.id,
-        pfn: alloc.require("pfn")?.clone(),
-        order: alloc.require("order")?.clone(),
-        gfp: alloc.require("gfp_flags")?.clone(),
-        migratetype: alloc.require("migratetype")?.clone(),
-        free_pfns: HashMap::new(),
-    };
-    let mut frees = Vec::new();
-    for name in ["mm_page_free", "mm_page_free_batched"] {
-        if tracefs.has_event("kmem", name) {
-            let format = tracefs.event_format("kmem", name)?;
-            frees.push(tracer.add(&format, None, false)?);
-            fields.free_pfns.insert(format.id, (format.require("pfn")?.clone(), format.field("order").cloned()));
-        }
-    }
+    let mut traced = PageTracer::open(&tracefs, sysak_kernel::trace::perf::ring_pages(), PageFilter::All)?;
     let mut totals = Totals {
         by_order: Vec::new(),
         frees_by_order: Vec::new(),
@@ -216,72 +182,68 @@ pub fn run(options: &TraceOptions, label: &str) -> anyhow::Result<TraceReport> {
     };
     let mut outstanding = Outstanding::new(options.max_tracked);
     let mut stacks = Stacks::new(MAX_STACKS);
-    let mut finder = CallSiteFinder::new(PAGE_ALLOCATOR);
     let keep_stacks = options.stacks;
-    let outcome = window::run(&mut tracer, &allocs, &frees, options.window, &Bar::new(label, "tracing"), |event| match event {
+    let (tracer, allocs, frees, decoder) = traced.split();
+    let outcome = window::run(tracer, allocs, frees, options.window, &Bar::new(label, "tracing"), |event| match event {
         window::Event::Sample(sample) => {
-            apply(sample, &fields, &mut totals, &mut outstanding, &mut stacks, &mut finder, &symbols, page_size, keep_stacks)
+            let stack = || keep_stacks.then(|| stacks.intern_callchain(sample.callchain)).flatten();
+            if let Some(event) = decoder.decode(sample, &symbols) {
+                apply(event, sample.time_ns, stack, &mut totals, &mut outstanding, page_size);
+            }
         }
         window::Event::Drained(before) => outstanding.retire(before),
     })?;
     let lost_events = tracer.stats().lost;
-    drop(tracer); // stop tracing before the report is built
+    drop(traced); // stop tracing before the report is built
     Ok(report(&totals, &outstanding, &stacks, &symbols, &outcome, lost_events, options, page_size))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Count one event; `stack` interns the sample's callchain (with -s).
 fn apply(
-    sample: &Sample,
-    fields: &Fields,
+    event: PageEvent,
+    time_ns: u64,
+    stack: impl FnOnce() -> Option<u32>,
     totals: &mut Totals,
     outstanding: &mut Outstanding,
-    stacks: &mut Stacks,
-    finder: &mut CallSiteFinder,
-    symbols: &Kallsyms,
     page_size: u64,
-    keep_stacks: bool,
 ) {
-    if sample.event_id == fields.alloc_id {
-        let (Some(pfn), Some(order)) = (fields.pfn.read_u64(sample.raw), fields.order.read_u64(sample.raw)) else { return };
-        if pfn == u64::MAX || order > 20 {
-            return; // failed allocation (pfn -1), or a garbled record
-        }
-        let pages = 1u64 << order;
-        let order = order as usize;
-        if totals.by_order.len() <= order {
-            totals.by_order.resize(order + 1, (0, 0));
-        }
-        totals.by_order[order].0 += 1;
-        totals.by_order[order].1 += pages;
-        *totals.by_migratetype.entry(fields.migratetype.read_i64(sample.raw).unwrap_or(-1)).or_default() += pages;
-        let gfp = fields.gfp.read_u64(sample.raw).unwrap_or(0);
-        if totals.by_gfp.len() < MAX_GFP || totals.by_gfp.contains_key(&gfp) {
-            let g = totals.by_gfp.entry(gfp).or_default();
-            g.0 += 1;
-            g.1 += pages;
-        }
-        let call_site = finder.find(sample.callchain, symbols);
-        let stack = keep_stacks.then(|| stacks.intern_callchain(sample.callchain)).flatten();
-        if totals.sites.len() < MAX_SITES || totals.sites.contains_key(&call_site) {
-            let site = totals.sites.entry(call_site).or_default();
-            site.allocations += 1;
-            site.pages += pages;
-            if let Some(id) = stack {
-                *site.stacks.entry(id).or_default() += pages;
+    match event {
+        PageEvent::Alloc { pfn, order, gfp_flags, migratetype, call_site } => {
+            let pages = 1u64 << order;
+            let order = order as usize;
+            if totals.by_order.len() <= order {
+                totals.by_order.resize(order + 1, (0, 0));
             }
-        } else {
-            totals.untracked_sites += 1;
+            totals.by_order[order].0 += 1;
+            totals.by_order[order].1 += pages;
+            *totals.by_migratetype.entry(migratetype).or_default() += pages;
+            if totals.by_gfp.len() < MAX_GFP || totals.by_gfp.contains_key(&gfp_flags) {
+                let g = totals.by_gfp.entry(gfp_flags).or_default();
+                g.0 += 1;
+                g.1 += pages;
+            }
+            let stack = stack();
+            if totals.sites.len() < MAX_SITES || totals.sites.contains_key(&call_site) {
+                let site = totals.sites.entry(call_site).or_default();
+                site.allocations += 1;
+                site.pages += pages;
+                if let Some(id) = stack {
+                    *site.stacks.entry(id).or_default() += pages;
+                }
+            } else {
+                totals.untracked_sites += 1;
+            }
+            outstanding.alloc(pfn, Allocation { time_ns, call_site, bytes: pages * page_size, stack });
         }
-        outstanding.alloc(pfn, Allocation { time_ns: sample.time_ns, call_site, bytes: pages * page_size, stack });
-    } else if let Some((pfn, order)) = fields.free_pfns.get(&sample.event_id) {
-        let Some(pfn) = pfn.read_u64(sample.raw) else { return };
-        let order = order.as_ref().and_then(|o| o.read_u64(sample.raw)).unwrap_or(0).min(20) as usize;
-        if totals.frees_by_order.len() <= order {
-            totals.frees_by_order.resize(order + 1, 0);
+        PageEvent::Free { pfn, order } => {
+            let order = order as usize;
+            if totals.frees_by_order.len() <= order {
+                totals.frees_by_order.resize(order + 1, 0);
+            }
+            totals.frees_by_order[order] += 1;
+            totals.pages_freed += 1 << order;
+            outstanding.free(pfn, time_ns);
         }
-        totals.frees_by_order[order] += 1;
-        totals.pages_freed += 1 << order;
-        outstanding.free(pfn, sample.time_ns);
     }
 }
 
