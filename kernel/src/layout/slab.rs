@@ -172,9 +172,4 @@ impl SlabLayout {
             },
         })
     }
-
-    /// Bytes of struct page/slab to read per slab.
-    pub fn struct_bytes(&self) -> usize {
-        self.page_struct_size
-    }
 }
