@@ -33,8 +33,13 @@ pub fn message_cache() -> &'static str {
 
 pub struct MessageQueue {
     id: i32,
-    saved_msgmnb: String,
 }
+
+/// msgmnb as found before the first live queue raised it, and how many
+/// queues are live: the last one dropped restores it, whatever order
+/// queues are dropped in (a test holding two used to leave the first's
+/// value behind).
+static MSGMNB_SAVED: std::sync::Mutex<(usize, String)> = std::sync::Mutex::new((0, String::new()));
 
 #[repr(C)]
 struct Message<const N: usize> {
@@ -45,16 +50,23 @@ struct Message<const N: usize> {
 impl MessageQueue {
     /// A private queue allowed to hold `capacity_bytes`.
     pub fn new(capacity_bytes: usize) -> io::Result<MessageQueue> {
-        let saved_msgmnb = std::fs::read_to_string(MSGMNB)?.trim().to_string();
-        std::fs::write(MSGMNB, capacity_bytes.to_string())?;
+        let mut saved = MSGMNB_SAVED.lock().unwrap_or_else(|e| e.into_inner());
+        if saved.0 == 0 {
+            saved.1 = std::fs::read_to_string(MSGMNB)?.trim().to_string();
+        }
+        let current: usize = std::fs::read_to_string(MSGMNB)?.trim().parse().unwrap_or(0);
+        std::fs::write(MSGMNB, capacity_bytes.max(current).to_string())?;
         // SAFETY: plain syscall.
         let id = unsafe { libc::msgget(libc::IPC_PRIVATE, libc::IPC_CREAT | 0o600) };
         if id < 0 {
             let err = io::Error::last_os_error();
-            let _ = std::fs::write(MSGMNB, &saved_msgmnb);
+            if saved.0 == 0 {
+                let _ = std::fs::write(MSGMNB, &saved.1);
+            }
             return Err(err);
         }
-        Ok(MessageQueue { id, saved_msgmnb })
+        saved.0 += 1;
+        Ok(MessageQueue { id })
     }
 
     /// Send `count` messages of `N` bytes; byte i of message k is
@@ -94,6 +106,10 @@ impl Drop for MessageQueue {
     fn drop(&mut self) {
         // SAFETY: removing the queue we created.
         unsafe { libc::msgctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) };
-        let _ = std::fs::write(MSGMNB, &self.saved_msgmnb);
+        let mut saved = MSGMNB_SAVED.lock().unwrap_or_else(|e| e.into_inner());
+        saved.0 -= 1;
+        if saved.0 == 0 {
+            let _ = std::fs::write(MSGMNB, &saved.1);
+        }
     }
 }
