@@ -88,34 +88,30 @@ static enum kind active;
 static unsigned int done, target, per_tick;
 static struct delayed_work work;
 
-static noinline struct leakmod_object *leakmod_kmalloc_one(u32 serial)
+static struct leakmod_object *leakmod_fill(struct leakmod_object *o, u64 magic, u32 serial)
 {
-	struct leakmod_object *o = kmalloc(sizeof(*o), GFP_KERNEL);
-
 	if (!o)
 		return NULL;
 	o->ops = &leakmod_object_ops;
-	o->magic = 0x4b41454c4b415953ULL;	/* "SYAKLEAK" in memory */
+	o->magic = magic;
 	o->serial = serial;
 	memset(o->tag, 'L', sizeof(o->tag));
 	memcpy(o->tag, "leakmod: an object nobody frees", 31);
 	return o;
 }
 
+static noinline struct leakmod_object *leakmod_kmalloc_one(u32 serial)
+{
+	/* "SYAKLEAK" in memory */
+	return leakmod_fill(kmalloc(sizeof(struct leakmod_object), GFP_KERNEL), 0x4b41454c4b415953ULL, serial);
+}
+
 /* The same record, from another function: the turnover queue. Its magic
  * differs, so the compiler cannot fold the two functions into one. */
 static noinline struct leakmod_object *leakmod_queue_one(u32 serial)
 {
-	struct leakmod_object *o = kmalloc(sizeof(*o), GFP_KERNEL);
-
-	if (!o)
-		return NULL;
-	o->ops = &leakmod_object_ops;
-	o->magic = 0x4555455551415953ULL;	/* "SYAQUEUE" */
-	o->serial = serial;
-	memset(o->tag, 'L', sizeof(o->tag));
-	memcpy(o->tag, "leakmod: an object nobody frees", 31);
-	return o;
+	/* "SYAQUEUE" */
+	return leakmod_fill(kmalloc(sizeof(struct leakmod_object), GFP_KERNEL), 0x4555455551415953ULL, serial);
 }
 
 struct leakmod_record {
