@@ -23,6 +23,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use sysak_kernel::procfs::ProcFs;
+
+use crate::check::Usage;
+use crate::slab::SlabTarget;
+
 /// One reading of the counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reading {
@@ -109,6 +114,67 @@ impl Sampler {
         self.stop.store(true, Ordering::Relaxed);
         let middle = self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default();
         self.first.into_iter().chain(middle).chain((self.read)()).collect()
+    }
+}
+
+/// How often the counter is read.
+const PERIOD: Duration = Duration::from_secs(1);
+/// Growth of unexplained pages or SUnreclaim below this is noise.
+const PAGE_NOISE_BYTES: u64 = 4 << 20;
+
+/// The kernel's count of what `target` holds, read across the window.
+pub struct GrowthProbe {
+    sampler: Sampler,
+    source: String,
+    noise_bytes: u64,
+}
+
+impl GrowthProbe {
+    /// Stop and measure.
+    pub fn finish(self) -> Option<Growth> {
+        Growth::from_readings(self.source, &self.sampler.finish(), self.noise_bytes)
+    }
+}
+
+/// One cache: its active objects in /proc/slabinfo. The noise allowance is
+/// what per-CPU state can hold without any leak: per CPU, a slab being
+/// filled and one being drained, its partial slabs (`cpu_partial`) and two
+/// sheaves (6.18+ `sheaf_capacity`). `-n all`: SUnreclaim.
+pub fn slab_probe(procfs: &ProcFs, target: &SlabTarget) -> GrowthProbe {
+    let cpus = std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1);
+    match target {
+        SlabTarget::Cache { stats, .. } => {
+            let per_cpu = 2 * stats.objs_per_slab
+                + procfs.slab_attribute_u64(&stats.name, "cpu_partial").unwrap_or(0)
+                + 2 * procfs.slab_attribute_u64(&stats.name, "sheaf_capacity").unwrap_or(0);
+            let (name, size) = (stats.name.clone(), stats.objsize_bytes);
+            let reader = ProcFs::default();
+            let read = move || {
+                let line = reader.read_slabinfo().ok()?.caches.into_iter().find(|c| c.name == name)?;
+                Some(Reading { objects: Some(line.active_objs), bytes: line.active_objs * size })
+            };
+            GrowthProbe {
+                sampler: Sampler::start(read, PERIOD),
+                source: format!("/proc/slabinfo active objects of {}", stats.name),
+                noise_bytes: cpus * per_cpu * stats.objsize_bytes,
+            }
+        }
+        SlabTarget::All => {
+            let reader = ProcFs::default();
+            let read = move || reader.read_meminfo().ok().map(|m| Reading { objects: None, bytes: m.slab_unreclaimable });
+            GrowthProbe { sampler: Sampler::start(read, PERIOD), source: "SUnreclaim".into(), noise_bytes: PAGE_NOISE_BYTES }
+        }
+    }
+}
+
+/// `-t page`: the alloc-pages residual of the check.
+pub fn page_probe() -> GrowthProbe {
+    let reader = ProcFs::default();
+    let read = move || Usage::measure(&reader).ok().map(|u| Reading { objects: None, bytes: u.alloc_pages });
+    GrowthProbe {
+        sampler: Sampler::start(read, PERIOD),
+        source: "alloc pages: the pages no /proc/meminfo line explains (see --check)".into(),
+        noise_bytes: PAGE_NOISE_BYTES,
     }
 }
 

@@ -11,8 +11,8 @@ use sysak_kernel::symbols::Kallsyms;
 use sysak_kernel::trace::bpf_outstanding::{OutstandingTracer, StackPolicy};
 use sysak_kernel::trace::Tracefs;
 
-use crate::check::{Kind, Usage};
-use crate::growth::{Growth, Reading, Sampler};
+use crate::check::Kind;
+use crate::growth::{self, Growth};
 use crate::options::{Options, TracerChoice};
 use crate::page;
 use crate::report::{CallSite, Scan, TraceReport};
@@ -30,10 +30,6 @@ use sysak_kernel::trace::window::{self, Progress as _};
 
 /// Distinct stacks kept with -s.
 const MAX_STACKS: usize = 65_536;
-/// How often the growth counter is read.
-const GROWTH_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
-/// Growth of unexplained pages or SUnreclaim below this is noise.
-const PAGE_NOISE_BYTES: u64 = 4 << 20;
 /// vmalloc growth below this is noise (kernel stacks and BPF programs come
 /// and go in 16–64 KiB areas).
 const VMALLOC_NOISE_BYTES: u64 = 1 << 20;
@@ -77,7 +73,7 @@ pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
     let mut stacks = Stacks::new(MAX_STACKS);
     let label = format!("sysak memleak: slab {}", target.name());
     let in_kernel = in_kernel_tracer(options, &target, scanner.as_ref().ok());
-    let growth = slab_growth_sampler(procfs, &target);
+    let growth = growth::slab_probe(procfs, &target);
     let traced = match in_kernel {
         Ok(tracer) => {
             Traced::in_kernel(in_kernel::run(tracer, options.window, &Bar::new(&label, "tracing"), &mut outstanding, &mut stacks)?)
@@ -106,61 +102,6 @@ pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
     report.cache_reason = cache_reason;
     report.cache_note = cache_note;
     Ok(report)
-}
-
-/// The kernel's count of what `target` holds, read across the window.
-struct GrowthProbe {
-    sampler: Sampler,
-    source: String,
-    noise_bytes: u64,
-}
-
-impl GrowthProbe {
-    fn finish(self) -> Option<Growth> {
-        Growth::from_readings(self.source, &self.sampler.finish(), self.noise_bytes)
-    }
-}
-
-/// One cache: its active objects in /proc/slabinfo. The noise allowance is
-/// what per-CPU state can hold without any leak: per CPU, a slab being
-/// filled and one being drained, its partial slabs (`cpu_partial`) and two
-/// sheaves (6.18+ `sheaf_capacity`). `-n all`: SUnreclaim.
-fn slab_growth_sampler(procfs: &ProcFs, target: &SlabTarget) -> GrowthProbe {
-    let cpus = std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1);
-    match target {
-        SlabTarget::Cache { stats, .. } => {
-            let per_cpu = 2 * stats.objs_per_slab
-                + procfs.slab_attribute_u64(&stats.name, "cpu_partial").unwrap_or(0)
-                + 2 * procfs.slab_attribute_u64(&stats.name, "sheaf_capacity").unwrap_or(0);
-            let (name, size) = (stats.name.clone(), stats.objsize_bytes);
-            let reader = ProcFs::default();
-            let read = move || {
-                let line = reader.read_slabinfo().ok()?.caches.into_iter().find(|c| c.name == name)?;
-                Some(Reading { objects: Some(line.active_objs), bytes: line.active_objs * size })
-            };
-            GrowthProbe {
-                sampler: Sampler::start(read, GROWTH_PERIOD),
-                source: format!("/proc/slabinfo active objects of {}", stats.name),
-                noise_bytes: cpus * per_cpu * stats.objsize_bytes,
-            }
-        }
-        SlabTarget::All => {
-            let reader = ProcFs::default();
-            let read = move || reader.read_meminfo().ok().map(|m| Reading { objects: None, bytes: m.slab_unreclaimable });
-            GrowthProbe { sampler: Sampler::start(read, GROWTH_PERIOD), source: "SUnreclaim".into(), noise_bytes: PAGE_NOISE_BYTES }
-        }
-    }
-}
-
-/// `-t page`: the alloc-pages residual of the check.
-fn page_growth_sampler() -> GrowthProbe {
-    let reader = ProcFs::default();
-    let read = move || Usage::measure(&reader).ok().map(|u| Reading { objects: None, bytes: u.alloc_pages });
-    GrowthProbe {
-        sampler: Sampler::start(read, GROWTH_PERIOD),
-        source: "alloc pages: the pages no /proc/meminfo line explains (see --check)".into(),
-        noise_bytes: PAGE_NOISE_BYTES,
-    }
 }
 
 /// The BPF tracer for `target`, loaded (verified) but not attached; or why
@@ -219,7 +160,7 @@ pub fn page(options: &Options) -> anyhow::Result<TraceReport> {
             )
         }
     };
-    let growth = page_growth_sampler();
+    let growth = growth::page_probe();
     let traced = match in_kernel {
         Ok(tracer) => {
             let run = in_kernel::run(tracer, options.window, &Bar::new(label, "tracing"), &mut outstanding, &mut stacks)?;
