@@ -287,7 +287,7 @@ pub fn judge(usage: &Usage, thresholds: Thresholds, trend: Option<Trend>) -> Che
 }
 
 /// Least squares over (seconds, bytes): (slope, R²).
-fn fit(points: &[(f64, f64)]) -> (f64, f64) {
+pub fn fit(points: &[(f64, f64)]) -> (f64, f64) {
     let n = points.len() as f64;
     if points.len() < 2 {
         return (0.0, 0.0);

@@ -51,6 +51,10 @@ pub struct Growth {
     /// Growth up to this many bytes is what the counter moves by without a
     /// leak (per-CPU slabs and page lists filling and draining).
     pub noise_bytes: u64,
+    /// R² of a straight line through the readings (1: steady growth, as a
+    /// leak grows; a burst or a step fits worse). `None` with fewer than
+    /// three readings.
+    pub steadiness: Option<f64>,
 }
 
 impl Growth {
@@ -59,9 +63,10 @@ impl Growth {
         self.bytes > self.noise_bytes as i64
     }
 
-    /// From the readings of a window; `None` with fewer than two.
-    pub fn from_readings(source: String, readings: &[Reading], noise_bytes: u64) -> Option<Growth> {
-        let (first, last) = (readings.first()?, readings.last()?);
+    /// From the readings of a window, each with its time in seconds;
+    /// `None` with fewer than two.
+    pub fn from_readings(source: String, readings: &[(f64, Reading)], noise_bytes: u64) -> Option<Growth> {
+        let (first, last) = (&readings.first()?.1, &readings.last()?.1);
         if readings.len() < 2 {
             return None;
         }
@@ -69,16 +74,19 @@ impl Growth {
             (Some(a), Some(b)) => Some(b as i64 - a as i64),
             _ => None,
         };
-        Some(Growth { source, samples: readings.len(), objects, bytes: last.bytes as i64 - first.bytes as i64, noise_bytes })
+        let points: Vec<(f64, f64)> = readings.iter().map(|(t, r)| (*t, r.bytes as f64)).collect();
+        let steadiness = (readings.len() >= 3).then(|| crate::check::fit(&points).1);
+        Some(Growth { source, samples: readings.len(), objects, bytes: last.bytes as i64 - first.bytes as i64, noise_bytes, steadiness })
     }
 }
 
 /// Reads a counter now and then until stopped.
 pub struct Sampler {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Vec<Reading>>>,
+    thread: Option<JoinHandle<Vec<(f64, Reading)>>>,
     read: Arc<dyn Fn() -> Option<Reading> + Send + Sync>,
     first: Option<Reading>,
+    start: std::time::Instant,
 }
 
 impl Sampler {
@@ -86,6 +94,7 @@ impl Sampler {
     /// [`Sampler::finish`].
     pub fn start(read: impl Fn() -> Option<Reading> + Send + Sync + 'static, period: Duration) -> Sampler {
         let read: Arc<dyn Fn() -> Option<Reading> + Send + Sync> = Arc::new(read);
+        let start = std::time::Instant::now();
         let first = read();
         let stop = Arc::new(AtomicBool::new(false));
         let (flag, reader) = (stop.clone(), read.clone());
@@ -100,20 +109,22 @@ impl Sampler {
                     waited += step;
                     if waited >= period {
                         waited = Duration::ZERO;
-                        readings.extend(reader());
+                        readings.extend(reader().map(|r| (start.elapsed().as_secs_f64(), r)));
                     }
                 }
                 readings
             })
             .ok();
-        Sampler { stop, thread, read, first }
+        Sampler { stop, thread, read, first, start }
     }
 
-    /// Stop, take the last reading now, and return them all in order.
-    pub fn finish(mut self) -> Vec<Reading> {
+    /// Stop, take the last reading now, and return them all in order with
+    /// their times (seconds since the first).
+    pub fn finish(mut self) -> Vec<(f64, Reading)> {
         self.stop.store(true, Ordering::Relaxed);
         let middle = self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default();
-        self.first.into_iter().chain(middle).chain((self.read)()).collect()
+        let last = (self.read)().map(|r| (self.start.elapsed().as_secs_f64(), r));
+        self.first.map(|r| (0.0, r)).into_iter().chain(middle).chain(last).collect()
     }
 }
 
@@ -184,13 +195,18 @@ mod tests {
 
     #[test]
     fn growth_is_last_minus_first_with_noise() {
-        let r = |objects, bytes| Reading { objects: Some(objects), bytes };
-        let g = Growth::from_readings("x".into(), &[r(100, 6400), r(90, 5760), r(140, 8960)], 1000).unwrap();
+        let r = |t, objects, bytes| (t, Reading { objects: Some(objects), bytes });
+        let g = Growth::from_readings("x".into(), &[r(0.0, 100, 6400), r(1.0, 90, 5760), r(2.0, 140, 8960)], 1000).unwrap();
         assert_eq!((g.objects, g.bytes, g.samples), (Some(40), 2560, 3));
         assert!(g.grew());
-        let flat = Growth::from_readings("x".into(), &[r(100, 6400), r(104, 6656)], 1000).unwrap();
-        assert!(!flat.grew());
-        assert!(Growth::from_readings("x".into(), &[r(1, 1)], 0).is_none());
+        let flat = Growth::from_readings("x".into(), &[r(0.0, 100, 6400), r(1.0, 104, 6656)], 1000).unwrap();
+        assert!(!flat.grew() && flat.steadiness.is_none());
+        assert!(Growth::from_readings("x".into(), &[r(0.0, 1, 1)], 0).is_none());
+        // A leak grows in a line; a burst is a step.
+        let line: Vec<_> = (0..10).map(|i| r(i as f64, 100 + 50 * i, 6400 + 3200 * i)).collect();
+        assert!(Growth::from_readings("x".into(), &line, 0).unwrap().steadiness.unwrap() > 0.99);
+        let step: Vec<_> = (0..10).map(|i| r(i as f64, if i < 9 { 100 } else { 600 }, if i < 9 { 6400 } else { 38400 })).collect();
+        assert!(Growth::from_readings("x".into(), &step, 0).unwrap().steadiness.unwrap() < 0.5);
     }
 
     #[test]
@@ -202,6 +218,6 @@ mod tests {
         std::thread::sleep(Duration::from_millis(350));
         let readings = sampler.finish();
         assert!(readings.len() >= 4, "{readings:?}");
-        assert!(readings.windows(2).all(|w| w[0].bytes < w[1].bytes), "in order: {readings:?}");
+        assert!(readings.windows(2).all(|w| w[0].1.bytes < w[1].1.bytes && w[0].0 <= w[1].0), "in order: {readings:?}");
     }
 }

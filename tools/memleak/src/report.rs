@@ -119,6 +119,9 @@ pub struct TraceReport {
     pub growth_bytes: Option<i64>,
     /// Growth up to this many bytes is noise (per-CPU slabs and lists).
     pub growth_noise_bytes: Option<u64>,
+    /// R² of a straight line through the 1 Hz readings: near 1 for steady
+    /// growth, low for a burst (null with fewer than three readings).
+    pub growth_steadiness: Option<f64>,
     /// Which counter the growth comes from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub growth_source: Option<String>,
@@ -172,6 +175,7 @@ impl TraceReport {
             growth_objects: None,
             growth_bytes: None,
             growth_noise_bytes: None,
+            growth_steadiness: None,
             growth_source: None,
             dropped_as_freed: 0,
             dropped_not_in_cache: 0,

@@ -353,6 +353,7 @@ pub fn judge(report: &mut TraceReport, sites: &[verdict::Site], growth: Option<&
     report.growth_objects = growth.and_then(|g| g.objects);
     report.growth_bytes = growth.map(|g| g.bytes);
     report.growth_noise_bytes = growth.map(|g| g.noise_bytes);
+    report.growth_steadiness = growth.and_then(|g| g.steadiness);
     report.growth_source = growth.map(|g| g.source.clone());
 }
 

@@ -292,6 +292,9 @@ fn confidence(e: &Evidence, site: &Site, by_marks: bool, growth_share: f64) -> C
             cap(Level::Medium, "no free-only phase (-r 0): short-lived allocations count as outstanding".into());
         }
     }
+    if let Some(r2) = e.growth.and_then(|g| g.steadiness).filter(|r2| *r2 < 0.8) {
+        cap(Level::Medium, format!("growth was not steady over the window (R² {r2:.2}): a burst grows too"));
+    }
     if e.window.interrupted {
         cap(Level::Medium, "the window was cut short".into());
     }
@@ -337,7 +340,14 @@ mod tests {
     }
 
     fn growth(objects: i64) -> Growth {
-        Growth { source: "test".into(), samples: 10, objects: Some(objects), bytes: objects * 256, noise_bytes: 200 * 256 }
+        Growth {
+            source: "test".into(),
+            samples: 10,
+            objects: Some(objects),
+            bytes: objects * 256,
+            noise_bytes: 200 * 256,
+            steadiness: Some(0.99),
+        }
     }
 
     fn clean() -> WindowFacts {
@@ -425,6 +435,11 @@ mod tests {
             assert_eq!(c.level, "medium", "{why}: {}", c.summary);
             assert!(c.reasons.iter().any(|r| r.contains(why)), "{why}: {:?}", c.reasons);
         }
+        // A step (a burst) grows too, but not as a leak does.
+        let burst = Growth { steadiness: Some(0.4), ..growth(5_000) };
+        let c = judge(&evidence(&sites, Some(&burst))).confidence.unwrap();
+        assert_eq!(c.level, "medium", "{}", c.summary);
+        assert!(c.reasons.iter().any(|r| r.contains("not steady")), "{:?}", c.reasons);
     }
 
     #[test]

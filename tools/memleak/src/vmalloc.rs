@@ -73,7 +73,7 @@ pub fn report(
         .map(|s| Site { function: s.function.clone(), count: s.count, bytes: s.growth_bytes.unwrap_or(0).max(0) as u64, marked: 0 })
         .collect();
     let total = |m: &HashMap<String, CallerTotal>| m.values().map(|t| t.bytes).sum::<u64>();
-    let readings = [total(before), total(after)].map(|bytes| Reading { objects: None, bytes });
+    let readings = [(0.0, total(before)), (1.0, total(after))].map(|(t, bytes)| (t, Reading { objects: None, bytes }));
     let growth = Growth::from_readings("/proc/vmallocinfo pages of vmalloc areas".into(), &readings, noise_bytes)
         .expect("two readings make a growth");
     let report = TraceReport {
