@@ -11,7 +11,12 @@
 //!
 //! Needs root (or kptr_restrict=0) for real addresses: unprivileged reads
 //! show zeros, which [`Kallsyms::parse`] rejects. Without
-//! CONFIG_KALLSYMS_ALL only code symbols are listed.
+//! CONFIG_KALLSYMS_ALL only code symbols are listed, plus section bounds
+//! (`__start_rodata`, `__start___jump_table`, …) that name no object: they
+//! are markers, so a pointer into data does not print as
+//! `__start_rodata+0x1b3c40`. A distribution's `System.map` has every
+//! symbol; [`Kallsyms::add_system_map`] adds its data symbols, shifted by
+//! the KASLR offset (the difference of the two `_text`s).
 
 use std::fmt;
 use std::path::Path;
@@ -29,6 +34,18 @@ struct Entry {
     name: String,
     module: Option<String>,
     marker: bool,
+    /// A data symbol (types d, r, b: data, read-only data, bss).
+    data: bool,
+}
+
+/// Section bounds and end markers name no object.
+fn is_marker(name: &str, module: Option<&str>) -> bool {
+    module.is_none() && (REGION_END_MARKERS.contains(&name) || ["__start_", "__stop_", "__end_"].iter().any(|p| name.starts_with(p)))
+}
+
+/// Data, read-only data and bss symbol types of nm(1).
+fn is_data_kind(kind: &str) -> bool {
+    matches!(kind, "d" | "D" | "r" | "R" | "b" | "B")
 }
 
 /// A resolved address.
@@ -58,6 +75,7 @@ impl fmt::Display for Resolved<'_> {
 #[derive(Debug, Clone, Default)]
 pub struct Kallsyms {
     entries: Vec<Entry>,
+    module_ends: Vec<(String, u64)>,
 }
 
 crate::message_error!(
@@ -79,7 +97,7 @@ impl Kallsyms {
     /// Parse kallsyms text (`addr type name [module]`) and /proc/modules
     /// text (`name size refs deps state addr ...`).
     pub fn parse(kallsyms: &str, modules: &str) -> Result<Kallsyms, SymbolsError> {
-        let mut entries: Vec<Entry> = kallsyms
+        let entries: Vec<Entry> = kallsyms
             .lines()
             .filter_map(|line| {
                 let mut words = line.split_whitespace();
@@ -91,7 +109,8 @@ impl Kallsyms {
                 (!kind.eq_ignore_ascii_case("a")).then(|| Entry {
                     address,
                     end: None,
-                    marker: module.is_none() && REGION_END_MARKERS.contains(&name.as_str()),
+                    marker: is_marker(&name, module.as_deref()),
+                    data: is_data_kind(kind),
                     name,
                     module,
                 })
@@ -103,7 +122,6 @@ impl Kallsyms {
         if entries.iter().all(|e| e.address == 0) {
             return Err(SymbolsError("kallsyms shows only zero addresses (kptr_restrict): run as root".into()));
         }
-        entries.sort_by_key(|e| e.address);
         let module_ends: Vec<(String, u64)> = modules
             .lines()
             .filter_map(|line| {
@@ -113,16 +131,84 @@ impl Kallsyms {
                 Some((w[0].to_string(), base + size))
             })
             .collect();
-        // Each symbol ends at the next higher address of its own module.
+        let mut symbols = Kallsyms { entries, module_ends };
+        symbols.index();
+        Ok(symbols)
+    }
+
+    /// Sort, and end each symbol at the next higher address of its own
+    /// module (or the module's end).
+    fn index(&mut self) {
+        let entries = &mut self.entries;
+        entries.sort_by_key(|e| e.address);
         for i in 0..entries.len() {
             let next = entries[i + 1..].iter().find(|n| n.address > entries[i].address && n.module == entries[i].module).map(|n| n.address);
-            let module_end = entries[i].module.as_ref().and_then(|m| module_ends.iter().find(|(name, _)| name == m).map(|(_, end)| *end));
+            let module_end =
+                entries[i].module.as_ref().and_then(|m| self.module_ends.iter().find(|(name, _)| name == m).map(|(_, end)| *end));
             entries[i].end = match (next, module_end) {
                 (Some(n), Some(m)) => Some(n.min(m)),
                 (n, m) => n.or(m),
             };
         }
-        Ok(Kallsyms { entries })
+    }
+
+    /// Data symbols (objects in data, rodata, bss), section bounds not
+    /// counted: a handful without CONFIG_KALLSYMS_ALL, tens of thousands
+    /// with it.
+    pub fn data_symbols(&self) -> usize {
+        self.entries.iter().filter(|e| e.data && !e.marker).count()
+    }
+
+    /// Add the data symbols of a `System.map` (`addr type name`, the
+    /// kernel build's symbol table) that kallsyms lacks, shifted by the
+    /// KASLR offset: kallsyms' `_text` minus the map's. Returns how many
+    /// were added; an error when the map has no `_text`.
+    pub fn add_system_map(&mut self, text: &str) -> Result<usize, SymbolsError> {
+        let map: Vec<(u64, &str, &str)> = text
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                Some((u64::from_str_radix(w.next()?, 16).ok()?, w.next()?, w.next()?))
+            })
+            .collect();
+        let map_text = map
+            .iter()
+            .find(|(_, _, n)| *n == "_text")
+            .map(|(a, _, _)| *a)
+            .ok_or_else(|| SymbolsError("the System.map has no _text".into()))?;
+        let live_text = self.address_of("_text").ok_or_else(|| SymbolsError("kallsyms has no _text".into()))?;
+        let shift = live_text.wrapping_sub(map_text);
+        let known: std::collections::HashSet<&str> = self.entries.iter().map(|e| e.name.as_str()).collect();
+        let added: Vec<Entry> = map
+            .iter()
+            .filter(|(_, kind, name)| is_data_kind(kind) && !known.contains(name) && !is_marker(name, None))
+            .map(|(address, _, name)| Entry {
+                address: address.wrapping_add(shift),
+                end: None,
+                name: name.to_string(),
+                module: None,
+                marker: false,
+                data: true,
+            })
+            .collect();
+        let n = added.len();
+        // Section bounds the map lists (and kallsyms may lack) end objects.
+        let bounds: Vec<Entry> = map
+            .iter()
+            .filter(|(_, _, name)| is_marker(name, None) && !known.contains(name))
+            .map(|(address, _, name)| Entry {
+                address: address.wrapping_add(shift),
+                end: None,
+                name: name.to_string(),
+                module: None,
+                marker: true,
+                data: false,
+            })
+            .collect();
+        self.entries.extend(added);
+        self.entries.extend(bounds);
+        self.index();
+        Ok(n)
     }
 
     /// The symbol containing `address`, if any.
@@ -223,6 +309,27 @@ ffffffffc0003000 t ext_fn\t[other]
         let err = Kallsyms::parse("0000000000000000 T _text\n0000000000000000 T foo\n", "").unwrap_err();
         assert!(err.0.contains("kptr_restrict"), "{}", err.0);
         assert!(Kallsyms::parse("", "").is_err());
+    }
+
+    /// Regression (issue 11): without KALLSYMS_ALL a pointer into rodata
+    /// printed as `__start_rodata+0x…`; section bounds name nothing, and a
+    /// System.map (KASLR-shifted) names the object.
+    #[test]
+    fn section_bounds_name_nothing_and_system_map_adds_data() {
+        let live = "ffffffff9e000000 T _text\nffffffff9e000100 T start_kernel\nffffffff9e000500 T _etext\nffffffff9f400000 D __start_rodata\nffffffff9f800000 D __start___jump_table\n";
+        let mut s = Kallsyms::parse(live, "").unwrap();
+        assert_eq!(s.data_symbols(), 0);
+        assert_eq!(s.format(0xffffffff9f400108), "0xffffffff9f400108");
+        // Built at 0xffffffff81000000: the KASLR shift is 0x1d000000.
+        let map = "ffffffff81000000 T _text\nffffffff81000100 T start_kernel\nffffffff82400000 D __start_rodata\n\
+                   ffffffff82400100 R inotify_fsnotify_ops\nffffffff82400140 r other_ops\nffffffff82600000 d some_table\n\
+                   ffffffff82800000 D __start___jump_table\nffffffff83000000 B jiffies_64\nffffffff83000008 b __bss_stop\n";
+        assert_eq!(s.add_system_map(map).unwrap(), 4);
+        assert_eq!(s.data_symbols(), 4);
+        assert_eq!(s.format(0xffffffff9f400108), "inotify_fsnotify_ops+0x8/0x40");
+        assert_eq!(s.format(0xffffffff9f400150), "other_ops+0x10/0x1ffec0");
+        assert_eq!(s.format(0xffffffff9e000104), "start_kernel+0x4/0x400", "code symbols are kallsyms' own");
+        assert!(s.add_system_map("ffffffff81000100 T start_kernel\n").unwrap_err().0.contains("no _text"));
     }
 
     #[test]

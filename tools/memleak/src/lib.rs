@@ -149,6 +149,12 @@ pub fn command() -> Command {
         )
         .arg(Arg::new("btf").long("btf").value_name("FILE").help("Kernel BTF for struct layouts [default: /sys/kernel/btf/vmlinux]"))
         .arg(
+            Arg::new("system-map")
+                .long("system-map")
+                .value_name("FILE")
+                .help("The kernel's System.map, for data symbols kallsyms lacks [default: /boot/System.map-$(uname -r) when it exists]"),
+        )
+        .arg(
             Arg::new("abs-threshold")
                 .long("abs-threshold")
                 .value_name("SIZE")

@@ -10,13 +10,15 @@ use sysak_kernel::symbols::Kallsyms;
 
 use crate::check::Kind;
 use crate::options::Options;
-use crate::report::TraceReport;
+use crate::report::{Scan, TraceReport};
 use crate::scan::{self, Scanner};
 
 /// Analyse `vmcore` with the dumped kernel's `kallsyms` and BTF.
 pub fn run(options: &Options, vmcore: &Path, kallsyms: &Path) -> anyhow::Result<TraceReport> {
     let text = std::fs::read_to_string(kallsyms).map_err(|e| UsageError(format!("--kallsyms {}: {e}", kallsyms.display())))?;
     let symbols = Kallsyms::parse(&text, "").map_err(|e| UsageError(format!("--kallsyms {}: {e}", kallsyms.display())))?;
+    // The dumped kernel's System.map only when given: /boot is this host's.
+    let (symbols, data_symbols) = scan::with_data_symbols(symbols, options.scan.system_map.as_deref(), None);
     let scanner = Scanner::open_offline(vmcore, &options.scan.btf, &symbols).map_err(sysak_cli::tool::EnvironmentError)?;
     let (cache, reason) = match options.cache.as_deref() {
         Some(name) => (scanner.cache(name).map_err(UsageError)?, "given with -n".to_string()),
@@ -28,7 +30,10 @@ pub fn run(options: &Options, vmcore: &Path, kallsyms: &Path) -> anyhow::Result<
         cache: Some(cache.name.clone()),
         cache_reason: Some(reason),
         tracer_note: Some("offline: a memory dump has no allocation trace".into()),
-        scan: scan::section("vmcore", cluster.as_ref(), &stats, 0, &symbols),
+        scan: Scan {
+            data_symbols: Some(data_symbols.unwrap_or_else(|why| why)),
+            ..scan::section("vmcore", cluster.as_ref(), &stats, 0, &symbols)
+        },
         leak_function_note: Some(
             "offline: nothing is traced, so nothing is marked; the cluster and its representative are the evidence".into(),
         ),

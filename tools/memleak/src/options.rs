@@ -110,6 +110,7 @@ impl Options {
                     _ => BackendChoice::Auto,
                 },
                 btf: m.get_one::<String>("btf").map(Into::into).unwrap_or_else(|| "/sys/kernel/btf/vmlinux".into()),
+                system_map: m.get_one::<String>("system-map").map(Into::into),
                 percent: m.get_one::<u32>("similarity").copied().unwrap_or(sysak_kernel::similarity::DEFAULT_PERCENT),
             },
             trend_window: m.get_one::<u64>("trend").map(|s| Duration::from_secs(*s)),

@@ -183,6 +183,9 @@ fn render_scan(out: &mut String, r: &TraceReport, lang: Lang) {
             let _ = writeln!(out, "    {line}");
         }
     }
+    if let Some(source) = &scan.data_symbols {
+        let _ = writeln!(out, "{}: {source}", l("data symbols"));
+    }
     if scan.per_cpu_slabs > 0 {
         let _ = writeln!(out, "note: {} per-CPU slabs: their free objects were scanned as allocated", scan.per_cpu_slabs);
     }

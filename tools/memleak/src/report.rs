@@ -59,6 +59,10 @@ pub struct Scan {
     pub truncated: bool,
     /// Outstanding allocations that could not be read for marking.
     pub unreadable_outstanding: u64,
+    /// Where the dump's data symbols come from ("kallsyms
+    /// (CONFIG_KALLSYMS_ALL)", a System.map), or why there are none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_symbols: Option<String>,
 }
 
 /// `sysak memleak -t …` report.

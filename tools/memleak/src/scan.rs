@@ -35,6 +35,33 @@ pub struct ScanOptions {
     pub btf: PathBuf,
     /// `--similarity PCT`.
     pub percent: u32,
+    /// `--system-map FILE`.
+    pub system_map: Option<PathBuf>,
+}
+
+/// Kernel symbols for the dump: kallsyms, plus a System.map's data
+/// symbols when kallsyms has none (CONFIG_KALLSYMS_ALL off). Returns the
+/// symbols and where data symbols come from, or why there are none.
+pub fn with_data_symbols(mut symbols: Kallsyms, explicit: Option<&Path>, release: Option<&str>) -> (Kallsyms, Result<String, String>) {
+    if symbols.data_symbols() >= 1000 {
+        return (symbols, Ok("kallsyms (CONFIG_KALLSYMS_ALL)".into()));
+    }
+    let default = release.map(|r| PathBuf::from(format!("/boot/System.map-{r}")));
+    let path = match (explicit, &default) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Some(p)) if p.exists() => p.clone(),
+        _ => {
+            return (
+                symbols,
+                Err("none: kallsyms has none (CONFIG_KALLSYMS_ALL off) and there is no System.map (--system-map FILE); pointers into kernel data are shown raw".into()),
+            )
+        }
+    };
+    let source = match std::fs::read_to_string(&path) {
+        Ok(text) => symbols.add_system_map(&text).map(|n| format!("{} ({n} data symbols, KASLR-shifted)", path.display())).map_err(|e| e.0),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    };
+    (symbols, source.map_err(|e| format!("none: {e}")))
 }
 
 /// The scan knows x86_64's memory map (direct map, vmemmap, page tables);
@@ -301,7 +328,8 @@ pub fn unavailable(why: impl Into<String>) -> Scan {
     Scan { unavailable: Some(why.into()), ..Scan::default() }
 }
 
-/// The scan section for a cluster found (or not) by `backend`.
+/// The scan section for a cluster found (or not) by `backend`; the caller
+/// fills in `data_symbols`.
 pub fn section(backend: &str, cluster: Option<&ObjectCluster>, stats: &WalkStats, unreadable_outstanding: u64, symbols: &Kallsyms) -> Scan {
     Scan {
         backend: Some(backend.to_string()),
@@ -315,6 +343,7 @@ pub fn section(backend: &str, cluster: Option<&ObjectCluster>, stats: &WalkStats
         changed_slabs: stats.corrupt_freelists + stats.inconsistent_slabs + stats.unreadable_slabs,
         truncated: stats.truncated,
         unreadable_outstanding,
+        data_symbols: None,
     }
 }
 

@@ -62,7 +62,9 @@ impl Traced {
 /// `-t slab`.
 pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
     let target = slab::choose_target(procfs, options.cache.as_deref())?;
-    let symbols = Kallsyms::load(Path::new("/proc"))?;
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok();
+    let (symbols, data_symbols) =
+        scan::with_data_symbols(Kallsyms::load(Path::new("/proc"))?, options.scan.system_map.as_deref(), release.as_deref().map(str::trim));
     // Kernel memory serves the scan and, for a named cache, gives the BPF
     // tracer the cache's address.
     let mut scanner = match options.scan.backend {
@@ -92,11 +94,14 @@ pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
         SlabTarget::Cache { stats, reason, note, .. } => (Some(stats.name.clone()), Some(reason.clone()), note.clone()),
         SlabTarget::All => (Some("all".into()), Some("given with -n all".into()), None),
     };
-    let marked = match (&target, &mut scanner) {
+    let mut marked = match (&target, &mut scanner) {
         (SlabTarget::Cache { stats, .. }, Ok(scanner)) => scan_and_mark(scanner, &stats.name, &mut outstanding, &symbols, options),
         (SlabTarget::All, _) => Marked::unavailable("-n all traces every cache; the scan needs one cache"),
         (_, Err(why)) => Marked::unavailable(why.clone()),
     };
+    if marked.scan.backend.is_some() {
+        marked.scan.data_symbols = Some(data_symbols.unwrap_or_else(|why| why));
+    }
     let mut report = build_report(Kind::Slab, &outstanding, &stacks, &symbols, &traced, options, 1, marked, growth.as_ref());
     report.cache = cache;
     report.cache_reason = cache_reason;
