@@ -184,7 +184,11 @@ pub fn judge(e: &Evidence) -> Judgement {
         return none(why.clone(), format!("no leak judged: {why}"));
     };
     let Some(site) = site else {
-        let note = tie.unwrap_or_else(|| "nothing traced in the window is still outstanding".into());
+        let nothing = match e.kind {
+            Kind::Vmalloc => "no caller's vmalloc memory grew",
+            _ => "nothing traced in the window is still outstanding",
+        };
+        let note = tie.unwrap_or_else(|| nothing.into());
         let summary = if growth.grew() {
             format!("no leak judged: {} grew ({}) but {note}", subject(e.kind), growth_text(growth))
         } else {
