@@ -196,6 +196,10 @@ fn scan_marks_the_leaked_objects_by_content() {
     let scanned = scan["scanned_objects"].as_u64().unwrap();
     assert!(similar >= LEAKED as u64 && similar <= LEAKED as u64 + 64, "similar {similar}: {doc}");
     assert!(scanned >= (LEAKED + OTHER) as u64, "scanned {scanned}: {doc}");
+    let first = &scan["clusters"][0];
+    assert_eq!(first["similar_objects"].as_u64(), Some(similar), "{scan}");
+    assert!((first["share"].as_f64().unwrap() - similar as f64 / scanned as f64).abs() < 1e-9, "{scan}");
+    assert_eq!(first["object_address"], scan["object_address"]);
     let dump = scan["dump"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect::<Vec<_>>().join("\n");
     assert!(dump.contains("|inotify-like lea") || dump.contains("inotify-"), "representative: {dump}");
     let top = &doc["callsites"][0];

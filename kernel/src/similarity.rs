@@ -188,28 +188,58 @@ impl ExactCount {
         order.into_iter().take(REFINED).flat_map(|i| &self.members[i]).filter_map(|(a, b)| Representative::new(*a, b, percent)).collect()
     }
 
-    /// The larger of two clusters (the second pass's and the third's).
-    pub fn larger(a: Option<ObjectCluster>, b: Option<ObjectCluster>) -> Option<ObjectCluster> {
-        match (a, b) {
-            (Some(a), Some(b)) => Some(if b.similar > a.similar { b } else { a }),
-            (a, b) => a.or(b),
+    /// Every finalist with similar objects, most first.
+    pub fn clusters(self) -> Vec<ObjectCluster> {
+        let scanned = self.scanned;
+        let mut all: Vec<ObjectCluster> = self
+            .finalists
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(representative, similar)| ObjectCluster { representative, similar, scanned })
+            .collect();
+        all.sort_by_key(|c| std::cmp::Reverse(c.similar));
+        all
+    }
+}
+
+/// The `n` largest distinct clusters among `candidates` (from any number
+/// of exact passes): a cluster whose representative resembles one already
+/// kept, either way round, is the same cluster seen from another member.
+pub fn distinct_largest(mut candidates: Vec<ObjectCluster>, n: usize) -> Vec<ObjectCluster> {
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.similar));
+    let mut kept: Vec<ObjectCluster> = Vec::new();
+    for c in candidates {
+        if kept.len() == n {
+            break;
+        }
+        let same =
+            kept.iter().any(|k| k.representative.matches(&c.representative.bytes) || c.representative.matches(&k.representative.bytes));
+        if !same {
+            kept.push(c);
         }
     }
-
-    /// The finalist with the most similar objects.
-    pub fn largest(self) -> Option<ObjectCluster> {
-        let scanned = self.scanned;
-        self.finalists.into_iter().max_by_key(|(_, n)| *n).filter(|(_, n)| *n > 0).map(|(representative, similar)| ObjectCluster {
-            representative,
-            similar,
-            scanned,
-        })
-    }
+    kept
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn distinct_clusters_drop_members_of_a_kept_one() {
+        let cluster = |address: u64, bytes: &[u8], similar| ObjectCluster {
+            representative: Representative::new(address, bytes, DEFAULT_PERCENT).unwrap(),
+            similar,
+            scanned: 100,
+        };
+        let a = b"AAAAAAAAAAAAAAAAAAAA";
+        let a2 = b"AAAAAAAAAAAAAAAAAAAB"; // a member of a's cluster
+        let b = b"BCDEFGHIJKLMNOPQRSTU";
+        let top = distinct_largest(vec![cluster(1, a2, 40), cluster(2, b, 30), cluster(3, a, 50)], 3);
+        let view: Vec<(u64, u64)> = top.iter().map(|c| (c.representative.address, c.similar)).collect();
+        assert_eq!(view, [(3, 50), (2, 30)]);
+        assert_eq!(distinct_largest(vec![cluster(2, b, 30), cluster(3, a, 50)], 1).len(), 1);
+    }
 
     fn object(seed: u64, len: usize) -> Vec<u8> {
         // xorshift noise: distinct objects share ~1/256 of their bytes.
@@ -269,7 +299,7 @@ mod tests {
             exact.observe(*a, o);
         }
         assert!(!exact.alternates(DEFAULT_PERCENT).is_empty());
-        let cluster = exact.largest().unwrap();
+        let cluster = exact.clusters().remove(0);
         assert_eq!(cluster.similar, 3000);
         assert_eq!(cluster.scanned, 10_000);
         assert!(cluster.representative.bytes.starts_with(b"sysak-leak-pattern"));
@@ -284,6 +314,6 @@ mod tests {
         }
         let mut exact = ExactCount::new(sketch.finalists());
         objects.iter().enumerate().for_each(|(k, o)| exact.observe(k as u64, o));
-        assert!(exact.largest().map(|c| c.similar).unwrap_or(0) <= 2);
+        assert!(exact.clusters().first().map(|c| c.similar).unwrap_or(0) <= 2);
     }
 }

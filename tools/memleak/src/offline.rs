@@ -25,14 +25,14 @@ pub fn run(options: &Options, vmcore: &Path, kallsyms: &Path) -> anyhow::Result<
         None => scanner.biggest_unreclaimable().map_err(sysak_cli::tool::EnvironmentError)?,
     };
     eprintln!("sysak memleak: scanning {} in {}", cache.name, vmcore.display());
-    let (cluster, stats) = scanner.largest_cluster(cache, options.scan.percent, &mut scan::Presence::default());
+    let (clusters, stats) = scanner.largest_clusters(cache, options.scan.percent, &mut scan::Presence::default());
     Ok(TraceReport {
         cache: Some(cache.name.clone()),
         cache_reason: Some(reason),
         tracer_note: Some("offline: a memory dump has no allocation trace".into()),
         scan: Scan {
             data_symbols: Some(data_symbols.unwrap_or_else(|why| why)),
-            ..scan::section("vmcore", cluster.as_ref(), &stats, 0, &symbols)
+            ..scan::section("vmcore", &clusters, &stats, 0, &symbols)
         },
         leak_function_note: Some(
             "offline: nothing is traced, so nothing is marked; the cluster and its representative are the evidence".into(),

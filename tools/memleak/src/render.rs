@@ -183,6 +183,9 @@ fn render_scan(out: &mut String, r: &TraceReport, lang: Lang) {
             let _ = writeln!(out, "    {line}");
         }
     }
+    for (i, c) in scan.clusters.iter().enumerate().skip(1) {
+        let _ = writeln!(out, "  {} #{}: {} ({:.0}%) at {}", l("cluster"), i + 1, c.similar_objects, c.share * 100.0, c.object_address);
+    }
     if let Some(source) = &scan.data_symbols {
         let _ = writeln!(out, "{}: {source}", l("data symbols"));
     }

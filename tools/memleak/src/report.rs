@@ -45,6 +45,10 @@ pub struct Scan {
     pub similar_objects: Option<u64>,
     /// Allocated objects of the cache read.
     pub scanned_objects: Option<u64>,
+    /// The largest distinct clusters (at most 3), largest first; the first
+    /// is the one above.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<ClusterSummary>,
     /// Hex + ASCII of the representative, symbols named.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dump: Vec<String>,
@@ -63,6 +67,17 @@ pub struct Scan {
     /// (CONFIG_KALLSYMS_ALL)", a System.map), or why there are none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_symbols: Option<String>,
+}
+
+/// One cluster of similar objects in the scanned cache.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClusterSummary {
+    /// Objects similar to its representative.
+    pub similar_objects: u64,
+    /// Of the objects scanned, the share in it.
+    pub share: f64,
+    /// The representative, "0x…".
+    pub object_address: String,
 }
 
 /// `sysak memleak -t …` report.

@@ -14,15 +14,17 @@ use sysak_kernel::kmem::vmcore::Vmcore;
 use sysak_kernel::kmem::{self, BackendChoice, KernelMemory};
 use sysak_kernel::layout::{KernelAddresses, KernelTypes, SlabLayout};
 use sysak_kernel::procfs::ProcFs;
-use sysak_kernel::similarity::{ClusterSketch, ExactCount, ObjectCluster};
+use sysak_kernel::similarity::{distinct_largest, ClusterSketch, ExactCount, ObjectCluster};
 use sysak_kernel::slab::{caches, walk, KmemCache, WalkStats};
 use sysak_kernel::symbols::Kallsyms;
 
-use crate::report::Scan;
+use crate::report::{ClusterSummary, Scan};
 use sysak_kernel::trace::outstanding::Outstanding;
 
 /// Objects scanned at most per pass: bounds CPU time on huge caches.
 const MAX_SCANNED_OBJECTS: u64 = 8_000_000;
+/// Distinct clusters reported per scanned cache.
+pub const TOP_CLUSTERS: usize = 3;
 /// Bytes of the representative shown in the dump.
 const DUMP_BYTES: usize = 128;
 
@@ -153,7 +155,7 @@ impl Scanner {
         &self.types
     }
 
-    /// Take a snapshot of the slab pages; [`Scanner::largest_cluster`]
+    /// Take a snapshot of the slab pages; [`Scanner::largest_clusters`]
     /// walks the latest one.
     pub fn refresh_pages(&mut self, procfs: &ProcFs) -> Result<(), String> {
         self.pfns = procfs.read_slab_pfns().map_err(|e| e.to_string())?;
@@ -170,12 +172,13 @@ impl Scanner {
         self.caches.iter().find(|c| c.name == name).ok_or_else(|| format!("cache {name} is not on the kernel's slab_caches list"))
     }
 
-    /// The largest cluster of similar objects in `cache`: a sketch walk,
+    /// The largest clusters of similar objects in `cache`, at most
+    /// [`TOP_CLUSTERS`], largest first: a sketch walk,
     /// an exact walk of every candidate, and an exact walk of sampled
     /// members of the strongest ([`sysak_kernel::similarity`]). The second
     /// walk also records, in `presence`, which outstanding addresses are
     /// allocated objects of the cache.
-    pub fn largest_cluster(&self, cache: &KmemCache, percent: u32, presence: &mut Presence) -> (Option<ObjectCluster>, WalkStats) {
+    pub fn largest_clusters(&self, cache: &KmemCache, percent: u32, presence: &mut Presence) -> (Vec<ObjectCluster>, WalkStats) {
         let mem = self.mem.as_ref();
         let walk = |each: &mut dyn FnMut(u64, &[u8])| {
             walk::walk_cache(mem, &self.layout, &self.addrs, &self.pfns, cache, MAX_SCANNED_OBJECTS, |a, b| each(a, b))
@@ -203,7 +206,7 @@ impl Scanner {
         presence.incomplete = stats.truncated || stats.unplaced_slabs > 0;
         let mut refined = ExactCount::new(exact.alternates(percent));
         walk(&mut |a, b| refined.observe(a, b));
-        (ExactCount::larger(exact.largest(), refined.largest()), stats)
+        (distinct_largest([exact.clusters(), refined.clusters()].concat(), TOP_CLUSTERS), stats)
     }
 
     /// Marks per call site: outstanding allocations whose current contents
@@ -328,10 +331,20 @@ pub fn unavailable(why: impl Into<String>) -> Scan {
     Scan { unavailable: Some(why.into()), ..Scan::default() }
 }
 
-/// The scan section for a cluster found (or not) by `backend`; the caller
-/// fills in `data_symbols`.
-pub fn section(backend: &str, cluster: Option<&ObjectCluster>, stats: &WalkStats, unreadable_outstanding: u64, symbols: &Kallsyms) -> Scan {
+/// The scan section for the clusters found (largest first, maybe none) by
+/// `backend`; the caller fills in `data_symbols`.
+pub fn section(backend: &str, clusters: &[ObjectCluster], stats: &WalkStats, unreadable_outstanding: u64, symbols: &Kallsyms) -> Scan {
+    let cluster = clusters.first();
+    let share = |n: u64| if stats.objects == 0 { 0.0 } else { n as f64 / stats.objects as f64 };
     Scan {
+        clusters: clusters
+            .iter()
+            .map(|c| ClusterSummary {
+                similar_objects: c.similar,
+                share: share(c.similar),
+                object_address: format!("{:#x}", c.representative.address),
+            })
+            .collect(),
         backend: Some(backend.to_string()),
         unavailable: None,
         object_address: cluster.map(|c| format!("{:#x}", c.representative.address)),

@@ -235,13 +235,13 @@ fn scan_and_mark(scanner: &mut Scanner, cache: &str, outstanding: &mut Outstandi
     };
     eprintln!("sysak memleak: scanning {cache} through {}", scanner.backend());
     let mut presence = Presence::new(outstanding);
-    let (cluster, stats) = scanner.largest_cluster(&target, options.scan.percent, &mut presence);
+    let (clusters, stats) = scanner.largest_clusters(&target, options.scan.percent, &mut presence);
     let (dropped_as_freed, dropped_not_in_cache) = scan::drop_absent(outstanding, &mut presence);
-    let (marks, unreadable) = match &cluster {
+    let (marks, unreadable) = match clusters.first() {
         Some(c) => scanner.mark(c, &target, outstanding),
         None => (HashMap::new(), 0),
     };
-    let scan = scan::section(scanner.backend(), cluster.as_ref(), &stats, unreadable, symbols);
+    let scan = scan::section(scanner.backend(), &clusters, &stats, unreadable, symbols);
     Marked { scan, marks, dropped_as_freed, dropped_not_in_cache }
 }
 
