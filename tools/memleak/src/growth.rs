@@ -152,7 +152,9 @@ impl GrowthProbe {
 /// filled and one being drained, its partial slabs (`cpu_partial`) and two
 /// sheaves (6.18+ `sheaf_capacity`). `-n all`: SUnreclaim.
 pub fn slab_probe(procfs: &ProcFs, target: &SlabTarget) -> GrowthProbe {
-    let cpus = std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1);
+    // Every online CPU has per-CPU slab state, whatever this process's
+    // affinity or cgroup quota.
+    let cpus = sysak_kernel::trace::perf::online_cpus().map(|c| c.len() as u64).unwrap_or(1).max(1);
     match target {
         SlabTarget::Cache { stats, .. } => {
             let per_cpu = 2 * stats.objs_per_slab
