@@ -170,7 +170,7 @@ fn scan_marks_the_leaked_objects_by_content() {
     let cache = message_cache();
     let scratch = Scratch::new("scan");
     let mut command = sysak(&scratch, &[]);
-    command.args(["memleak", "-t", "slab", "-n", cache, "-i", "3", "-r", "20", "--format", "json"]);
+    command.args(["memleak", "-t", "slab", "-n", cache, "-i", "3", "-r", "20", "--dump", "--format", "json"]);
     let child = start_window(command);
     let queue = MessageQueue::new((LEAKED + OTHER) * (TEXT + MSG_MSG_HEADER_BYTES) * 2).unwrap();
     let mut noise = 0x2545_f491_4f6c_dd1du64;
@@ -202,6 +202,11 @@ fn scan_marks_the_leaked_objects_by_content() {
     assert_eq!(first["object_address"], scan["object_address"]);
     let dump = scan["dump"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect::<Vec<_>>().join("\n");
     assert!(dump.contains("|inotify-like lea") || dump.contains("inotify-"), "representative: {dump}");
+    // The message's list head (offset 0) links it to the queue or to
+    // another message: a slab object, explained with its own words.
+    let words = scan["words"].as_array().unwrap();
+    let head = words.iter().find(|w| w["offset"] == 0).unwrap_or_else(|| panic!("no word at offset 0: {scan}"));
+    assert!(head["kind"] == "slab_object" || head["kind"] == "self", "{head}");
     let top = &doc["callsites"][0];
     assert!(top["function"].as_str().unwrap().starts_with("load_msg+0x"), "{doc}");
     let count = top["count"].as_u64().unwrap();

@@ -220,14 +220,21 @@ fn system_map_names_data_pointers_in_the_dump() {
         drop(queue);
         json(&out)
     };
-    let doc = run(&["--system-map", map.to_str().unwrap()]);
+    let doc = run(&["--system-map", map.to_str().unwrap(), "--dump"]);
     let scan = &doc["scan"];
     assert!(scan["data_symbols"].as_str().unwrap().contains("System.map (1 data symbols, KASLR-shifted)"), "{scan}");
     let dump = scan["dump"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect::<Vec<_>>().join("\n");
     assert!(dump.contains("sysak_test_ops+0x0/"), "{dump}");
+    // Text offset 8 is object offset 56 (a 48-byte msg_msg header).
+    let word = scan["words"].as_array().unwrap().iter().find(|w| w["offset"] == 56).cloned().unwrap_or_default();
+    assert_eq!((word["kind"].as_str(), word["value"].as_str()), (Some("symbol"), Some(format!("{target:#x}").as_str())), "{scan}");
+    assert!(word["symbol"].as_str().unwrap().starts_with("sysak_test_ops+0x0/"), "{word}");
+    // Without --system-map: no data symbols, said plainly; without --dump:
+    // no object bytes in the JSON.
     let doc = run(&[]);
     let scan = &doc["scan"];
     assert!(scan["data_symbols"].as_str().unwrap().starts_with("none: kallsyms has none (CONFIG_KALLSYMS_ALL off)"), "{scan}");
-    let dump = scan["dump"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect::<Vec<_>>().join("\n");
-    assert!(!dump.contains("__start_rodata+"), "section bounds name nothing: {dump}");
+    assert!(scan.get("dump").is_none(), "raw bytes without --dump: {scan}");
+    let word = scan["words"].as_array().unwrap().iter().find(|w| w["offset"] == 56).cloned().unwrap_or_default();
+    assert_eq!(word["kind"], "kernel", "a rodata pointer with no symbol is plain kernel memory, not __start_rodata+…: {word}");
 }

@@ -17,6 +17,8 @@ use std::path::Path;
 /// One vmap area.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VmallocArea {
+    /// First address, as printed (real for root; hashed or 0 otherwise).
+    pub start: u64,
     /// Virtual size in bytes, as printed (guard page included before 5.2).
     pub size_bytes: u64,
     /// The allocating function as the kernel printed it (`func+0x79/0x360`),
@@ -56,7 +58,8 @@ pub fn parse_vmallocinfo(text: &str, path: &Path) -> Result<Vec<VmallocArea>, Er
         let (true, Some(size_bytes)) = (range.starts_with("0x") && range.contains('-'), size) else {
             return Err(Error::parse(path, index + 1, format!("malformed vmallocinfo line: {line:?}")));
         };
-        let mut area = VmallocArea { size_bytes, caller: None, pages: 0, flags: Vec::new() };
+        let start = range.split('-').next().and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok()).unwrap_or(0);
+        let mut area = VmallocArea { start, size_bytes, caller: None, pages: 0, flags: Vec::new() };
         for word in words {
             if let Some(n) = word.strip_prefix("pages=") {
                 area.pages = n.parse().unwrap_or(0);

@@ -9,6 +9,7 @@
 
 pub mod caches;
 pub mod freelist;
+pub mod lookup;
 pub mod walk;
 
 pub use caches::KmemCache;

@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod check;
+mod explain;
 mod growth;
 mod offline;
 mod options;
@@ -94,6 +95,12 @@ pub fn command() -> Command {
                 .value_name("PCT")
                 .value_parser(value_parser!(u32).range(0..=90))
                 .help("Percentage of the window at its end that traces frees only [default: 20]"),
+        )
+        .arg(
+            Arg::new("dump")
+                .long("dump")
+                .action(ArgAction::SetTrue)
+                .help("Put the representative object's raw bytes in JSON too (they may hold keys or credentials)"),
         )
         .arg(
             Arg::new("stacks")
@@ -192,8 +199,8 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
     let format = Format::from_matches(matches);
     let lang = sysak_cli::i18n::Lang::resolve(matches, context.config);
     if let (Some(vmcore), Some(kallsyms)) = (matches.get_one::<String>("vmcore"), matches.get_one::<String>("kallsyms")) {
-        let report = offline::run(&options, std::path::Path::new(vmcore), std::path::Path::new(kallsyms))?;
-        print_trace(&report, format, lang)?;
+        let mut report = offline::run(&options, std::path::Path::new(vmcore), std::path::Path::new(kallsyms))?;
+        print_trace(&mut report, format, lang, matches.get_flag("dump"))?;
         // One dump shows no growth: the cluster is evidence, not a verdict.
         return Ok(Outcome::Clean);
     }
@@ -225,14 +232,21 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
         Kind::Page => trace::page(&options)?,
         Kind::Vmalloc => trace::vmalloc(&procfs, &options)?,
     };
-    print_trace(&report, format, lang)?;
+    let mut report = report;
+    print_trace(&mut report, format, lang, matches.get_flag("dump"))?;
     // 1 only when a leak is judged: outstanding turnover is not a leak.
     Ok(if report.leak { Outcome::Found } else { Outcome::Clean })
 }
 
-fn print_trace(report: &report::TraceReport, format: Format, lang: sysak_cli::i18n::Lang) -> anyhow::Result<()> {
+fn print_trace(report: &mut report::TraceReport, format: Format, lang: sysak_cli::i18n::Lang, dump: bool) -> anyhow::Result<()> {
     match format {
-        Format::Json => output::print_json(report),
+        Format::Json => {
+            // No kernel memory in fleet output unless asked for.
+            if !dump {
+                report.scan.dump.clear();
+            }
+            output::print_json(report)
+        }
         Format::Table => output::print_text(&render::trace(report, lang)),
     }
 }

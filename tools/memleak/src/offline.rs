@@ -9,6 +9,7 @@ use sysak_cli::tool::UsageError;
 use sysak_kernel::symbols::Kallsyms;
 
 use crate::check::Kind;
+use crate::explain::Explainer;
 use crate::options::Options;
 use crate::report::{Scan, TraceReport};
 use crate::scan::{self, Scanner};
@@ -32,7 +33,7 @@ pub fn run(options: &Options, vmcore: &Path, kallsyms: &Path) -> anyhow::Result<
         tracer_note: Some("offline: a memory dump has no allocation trace".into()),
         scan: Scan {
             data_symbols: Some(data_symbols.unwrap_or_else(|why| why)),
-            ..scan::section("vmcore", &clusters, &stats, 0, &symbols)
+            ..scan::section("vmcore", &clusters, &stats, 0, &symbols, &Explainer::new(&scanner, &symbols, Vec::new()))
         },
         leak_function_note: Some(
             "offline: nothing is traced, so nothing is marked; the cluster and its representative are the evidence".into(),

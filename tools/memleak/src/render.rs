@@ -9,6 +9,9 @@ use sysak_cli::i18n::{pad, Lang};
 use crate::check::{CheckReport, Kind, Verdict};
 use crate::report::TraceReport;
 
+/// Words of a pointee shown per hop in the table.
+const POINTEE_WORDS_SHOWN: usize = 6;
+
 /// The check report as text.
 pub fn check(r: &CheckReport, lang: Lang) -> String {
     let l = |en| lang.label(en);
@@ -181,6 +184,19 @@ fn render_scan(out: &mut String, r: &TraceReport, lang: Lang) {
         let _ = writeln!(out, "{}: {address}", l("representative object"));
         for line in &scan.dump {
             let _ = writeln!(out, "    {line}");
+        }
+        if !scan.words.is_empty() {
+            let _ = writeln!(out, "{}:", l("words"));
+            for w in &scan.words {
+                let _ = writeln!(out, "    {}", w.describe());
+                // The table keeps hops short; JSON has them all.
+                for p in w.points_to.iter().take(POINTEE_WORDS_SHOWN) {
+                    let _ = writeln!(out, "        -> {}", p.describe());
+                    for q in p.points_to.iter().take(POINTEE_WORDS_SHOWN) {
+                        let _ = writeln!(out, "            -> {}", q.describe());
+                    }
+                }
+            }
         }
     }
     for (i, c) in scan.clusters.iter().enumerate().skip(1) {

@@ -6,6 +6,7 @@
 use serde::Serialize;
 
 use crate::check::Kind;
+use crate::explain::Word;
 
 /// One call site with allocations still outstanding at the window's end.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -49,9 +50,14 @@ pub struct Scan {
     /// is the one above.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub clusters: Vec<ClusterSummary>,
-    /// Hex + ASCII of the representative, symbols named.
+    /// Hex + ASCII of the representative, symbols named. Raw kernel
+    /// memory (it may hold keys or credentials): in JSON only with --dump.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dump: Vec<String>,
+    /// Every word of the representative that means something (see
+    /// [`crate::explain`]); no object bytes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub words: Vec<Word>,
     /// Slabs owned by a CPU when read: their per-CPU free objects were
     /// counted as allocated.
     pub per_cpu_slabs: u64,

@@ -15,9 +15,10 @@ use sysak_kernel::kmem::{self, BackendChoice, KernelMemory};
 use sysak_kernel::layout::{KernelAddresses, KernelTypes, SlabLayout};
 use sysak_kernel::procfs::ProcFs;
 use sysak_kernel::similarity::{distinct_largest, ClusterSketch, ExactCount, ObjectCluster};
-use sysak_kernel::slab::{caches, walk, KmemCache, WalkStats};
+use sysak_kernel::slab::{caches, lookup, walk, KmemCache, WalkStats};
 use sysak_kernel::symbols::Kallsyms;
 
+use crate::explain::Explainer;
 use crate::report::{ClusterSummary, Scan};
 use sysak_kernel::trace::outstanding::Outstanding;
 
@@ -209,6 +210,25 @@ impl Scanner {
         (distinct_largest([exact.clusters(), refined.clusters()].concat(), TOP_CLUSTERS), stats)
     }
 
+    /// The slab object holding `address`: its cache and start.
+    pub fn slab_object(&self, address: u64) -> Option<(&KmemCache, u64)> {
+        let (cache_address, slab) = lookup::slab_of(self.mem.as_ref(), &self.layout, &self.addrs, address)?;
+        let cache = self.caches.iter().find(|c| c.address == cache_address)?;
+        Some((cache, lookup::object_start(cache, slab, address)?))
+    }
+
+    /// The page frame whose struct page holds `address` (in vmemmap).
+    pub fn page_frame(&self, address: u64) -> Option<u64> {
+        let offset = address.checked_sub(self.addrs.vmemmap)?;
+        let pfn = offset / self.layout.page_struct_size as u64;
+        (pfn < 1 << 34).then_some(pfn)
+    }
+
+    /// Read kernel memory; false when it cannot be read.
+    pub fn read(&self, address: u64, buf: &mut [u8]) -> bool {
+        self.mem.read(address, buf).is_ok()
+    }
+
     /// Marks per call site: outstanding allocations whose current contents
     /// are similar to the cluster's representative. Also returns how many
     /// could not be read.
@@ -333,7 +353,14 @@ pub fn unavailable(why: impl Into<String>) -> Scan {
 
 /// The scan section for the clusters found (largest first, maybe none) by
 /// `backend`; the caller fills in `data_symbols`.
-pub fn section(backend: &str, clusters: &[ObjectCluster], stats: &WalkStats, unreadable_outstanding: u64, symbols: &Kallsyms) -> Scan {
+pub fn section(
+    backend: &str,
+    clusters: &[ObjectCluster],
+    stats: &WalkStats,
+    unreadable_outstanding: u64,
+    symbols: &Kallsyms,
+    explainer: &Explainer,
+) -> Scan {
     let cluster = clusters.first();
     let share = |n: u64| if stats.objects == 0 { 0.0 } else { n as f64 / stats.objects as f64 };
     Scan {
@@ -351,6 +378,7 @@ pub fn section(backend: &str, clusters: &[ObjectCluster], stats: &WalkStats, unr
         similar_objects: Some(cluster.map_or(0, |c| c.similar)),
         scanned_objects: Some(stats.objects),
         dump: cluster.map(|c| dump(&c.representative.bytes, symbols)).unwrap_or_default(),
+        words: cluster.map(|c| explainer.words(&c.representative.bytes, c.representative.address, 2)).unwrap_or_default(),
         per_cpu_slabs: stats.frozen_slabs,
         scanned_slabs: stats.slabs,
         changed_slabs: stats.corrupt_freelists + stats.inconsistent_slabs + stats.unreadable_slabs,

@@ -12,6 +12,7 @@ use sysak_kernel::trace::bpf_outstanding::{OutstandingTracer, StackPolicy};
 use sysak_kernel::trace::Tracefs;
 
 use crate::check::Kind;
+use crate::explain::Explainer;
 use crate::growth::{self, Growth};
 use crate::options::{Options, TracerChoice};
 use crate::page;
@@ -241,7 +242,9 @@ fn scan_and_mark(scanner: &mut Scanner, cache: &str, outstanding: &mut Outstandi
         Some(c) => scanner.mark(c, &target, outstanding),
         None => (HashMap::new(), 0),
     };
-    let scan = scan::section(scanner.backend(), &clusters, &stats, unreadable, symbols);
+    let vmalloc = ProcFs::default().read_vmallocinfo().unwrap_or_default();
+    let explainer = Explainer::new(scanner, symbols, vmalloc);
+    let scan = scan::section(scanner.backend(), &clusters, &stats, unreadable, symbols, &explainer);
     Marked { scan, marks, dropped_as_freed, dropped_not_in_cache }
 }
 

@@ -1,0 +1,205 @@
+//! Every word of the representative explained (issue 11): the seed's
+//! manual crash session — `rd ADDR -S`, `x /20a`, `sym` — automated. Each
+//! 8-byte word that means something gets a kind:
+//!
+//! - `poison`: LIST_POISON1/2 (include/linux/poison.h, x86_64's
+//!   POISON_POINTER_DELTA 0xdead000000000000), slab poison and red zones;
+//! - `self`: a pointer into the same object (an empty list_head);
+//! - `symbol`: text, data or module symbol;
+//! - `slab_object`: another slab object, with its cache, start and the
+//!   offset pointed at, and (up to two hops) its own words;
+//! - `vmalloc`: a vmalloc area, with its caller from /proc/vmallocinfo;
+//! - `page`: a struct page in vmemmap;
+//! - `kernel`: any other kernel address.
+//!
+//! Plain values (counters, sizes, user pointers) are left out: the words
+//! carry no object bytes, so they are safe in fleet output (`--dump` adds
+//! the raw bytes).
+
+use serde::Serialize;
+use sysak_kernel::procfs::VmallocArea;
+use sysak_kernel::symbols::Kallsyms;
+
+use crate::scan::Scanner;
+
+/// Slab pointers followed per object, so two hops stay bounded.
+const MAX_FOLLOWED: usize = 8;
+/// Kernel addresses start here on x86_64 (4- and 5-level paging).
+const KERNEL_SPACE: u64 = 0xff00_0000_0000_0000;
+
+/// One explained word.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Word {
+    /// Byte offset in the object.
+    pub offset: usize,
+    /// The word, "0x…".
+    pub value: String,
+    /// symbol, slab_object, vmalloc, page, poison, self or kernel.
+    pub kind: &'static str,
+    /// `name+0x…/0x… [mod]` (symbol).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
+    /// The pointee's cache (slab_object).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<String>,
+    /// The pointee object's start, "0x…" (slab_object).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    /// Offset pointed at inside the pointee (slab_object, self).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_offset: Option<u64>,
+    /// vmalloc caller (vmalloc).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
+    /// Poison name, or the page frame (poison, page).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The pointee's own words (slab_object, two hops at most).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub points_to: Vec<Word>,
+}
+
+impl Word {
+    fn new(offset: usize, value: u64, kind: &'static str) -> Word {
+        Word {
+            offset,
+            value: format!("{value:#x}"),
+            kind,
+            symbol: None,
+            cache: None,
+            object: None,
+            object_offset: None,
+            caller: None,
+            name: None,
+            points_to: Vec::new(),
+        }
+    }
+
+    /// One line for the table: `+0x10 slab_object kmalloc-32 0x…+0x8`.
+    pub fn describe(&self) -> String {
+        let what = match self.kind {
+            "symbol" => self.symbol.clone().unwrap_or_default(),
+            "slab_object" => format!(
+                "{} object {}+{:#x}",
+                self.cache.as_deref().unwrap_or("?"),
+                self.object.as_deref().unwrap_or("?"),
+                self.object_offset.unwrap_or(0)
+            ),
+            "self" => format!("this object +{:#x}", self.object_offset.unwrap_or(0)),
+            "vmalloc" => format!("vmalloc area of {}", self.caller.as_deref().unwrap_or("?")),
+            "poison" | "page" => self.name.clone().unwrap_or_default(),
+            _ => "kernel memory".into(),
+        };
+        format!("+{:#05x} {:<11} {what}", self.offset, self.kind)
+    }
+}
+
+/// Poison values of include/linux/poison.h on x86_64.
+fn poison(value: u64) -> Option<&'static str> {
+    Some(match value {
+        0xdead_0000_0000_0100 => "LIST_POISON1",
+        0xdead_0000_0000_0122 => "LIST_POISON2",
+        0x6b6b_6b6b_6b6b_6b6b => "POISON_FREE (slab)",
+        0x5a5a_5a5a_5a5a_5a5a => "POISON_INUSE (slab)",
+        0xbbbb_bbbb_bbbb_bbbb => "SLUB_RED_INACTIVE",
+        0xcccc_cccc_cccc_cccc => "SLUB_RED_ACTIVE",
+        _ => return None,
+    })
+}
+
+/// What explains words: the scanner's view of kernel memory, symbols and
+/// the vmalloc areas.
+pub struct Explainer<'a> {
+    scanner: &'a Scanner,
+    symbols: &'a Kallsyms,
+    vmalloc: Vec<VmallocArea>,
+}
+
+impl<'a> Explainer<'a> {
+    /// `vmalloc`: /proc/vmallocinfo's areas (empty offline).
+    pub fn new(scanner: &'a Scanner, symbols: &'a Kallsyms, mut vmalloc: Vec<VmallocArea>) -> Explainer<'a> {
+        vmalloc.sort_by_key(|a| a.start);
+        Explainer { scanner, symbols, vmalloc }
+    }
+
+    /// The words of the object at `address` with contents `bytes`,
+    /// following slab pointers `hops` deep.
+    pub fn words(&self, bytes: &[u8], address: u64, hops: u32) -> Vec<Word> {
+        let mut followed = 0;
+        bytes
+            .chunks_exact(8)
+            .enumerate()
+            .filter_map(|(i, w)| {
+                let value = u64::from_le_bytes(w.try_into().unwrap());
+                self.word(i * 8, value, address, bytes.len(), hops, &mut followed)
+            })
+            .collect()
+    }
+
+    fn word(&self, offset: usize, value: u64, address: u64, len: usize, hops: u32, followed: &mut usize) -> Option<Word> {
+        if let Some(name) = poison(value) {
+            return Some(Word { name: Some(name.into()), ..Word::new(offset, value, "poison") });
+        }
+        if value < KERNEL_SPACE {
+            return None;
+        }
+        if (address..address + len as u64).contains(&value) {
+            return Some(Word { object_offset: Some(value - address), ..Word::new(offset, value, "self") });
+        }
+        if let Some(r) = self.symbols.resolve(value) {
+            return Some(Word { symbol: Some(r.to_string()), ..Word::new(offset, value, "symbol") });
+        }
+        if let Some((cache, start)) = self.scanner.slab_object(value) {
+            let mut w = Word {
+                cache: Some(cache.name.clone()),
+                object: Some(format!("{start:#x}")),
+                object_offset: Some(value - start),
+                ..Word::new(offset, value, "slab_object")
+            };
+            if hops > 0 && *followed < MAX_FOLLOWED {
+                *followed += 1;
+                let mut pointee = vec![0u8; cache.object_size as usize];
+                if self.scanner.read(start, &mut pointee) {
+                    w.points_to = self.words(&pointee, start, hops - 1);
+                }
+            }
+            return Some(w);
+        }
+        let i = self.vmalloc.partition_point(|a| a.start <= value);
+        if let Some(area) = i.checked_sub(1).map(|i| &self.vmalloc[i]).filter(|a| value < a.start + a.size_bytes) {
+            return Some(Word { caller: area.caller.clone(), ..Word::new(offset, value, "vmalloc") });
+        }
+        if let Some(pfn) = self.scanner.page_frame(value) {
+            return Some(Word { name: Some(format!("struct page of pfn {pfn:#x}")), ..Word::new(offset, value, "page") });
+        }
+        Some(Word::new(offset, value, "kernel"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poison_values_are_named() {
+        assert_eq!(poison(0xdead000000000100), Some("LIST_POISON1"));
+        assert_eq!(poison(0xdead000000000122), Some("LIST_POISON2"));
+        assert_eq!(poison(0x6b6b6b6b6b6b6b6b), Some("POISON_FREE (slab)"));
+        assert_eq!(poison(0xdead000000000000), None);
+    }
+
+    #[test]
+    fn descriptions_read_like_crash() {
+        let w = Word {
+            cache: Some("kmalloc-32".into()),
+            object: Some("0xffff888100001000".into()),
+            object_offset: Some(8),
+            ..Word::new(16, 0xffff888100001008, "slab_object")
+        };
+        assert_eq!(w.describe(), "+0x010 slab_object kmalloc-32 object 0xffff888100001000+0x8");
+        assert_eq!(
+            Word { name: Some("LIST_POISON2".into()), ..Word::new(8, 0xdead000000000122, "poison") }.describe(),
+            "+0x008 poison      LIST_POISON2"
+        );
+    }
+}
