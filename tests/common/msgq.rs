@@ -28,7 +28,8 @@ pub fn message_cache_of(bucket: &str) -> String {
 
 /// The 256-byte cache SysV messages of 200 bytes land in.
 pub fn message_cache() -> &'static str {
-    Box::leak(message_cache_of("256").into_boxed_str())
+    static CACHE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CACHE.get_or_init(|| message_cache_of("256"))
 }
 
 pub struct MessageQueue {

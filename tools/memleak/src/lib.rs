@@ -227,12 +227,11 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
             }
         }
     };
-    let report = match kind {
+    let mut report = match kind {
         Kind::Slab => trace::slab(&procfs, &options)?,
         Kind::Page => trace::page(&options)?,
         Kind::Vmalloc => trace::vmalloc(&procfs, &options)?,
     };
-    let mut report = report;
     print_trace(&mut report, format, lang, matches.get_flag("dump"))?;
     // 1 only when a leak is judged: outstanding turnover is not a leak.
     Ok(if report.leak { Outcome::Found } else { Outcome::Clean })

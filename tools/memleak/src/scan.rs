@@ -24,6 +24,9 @@ use sysak_kernel::trace::outstanding::Outstanding;
 
 /// Objects scanned at most per pass: bounds CPU time on huge caches.
 const MAX_SCANNED_OBJECTS: u64 = 8_000_000;
+/// Data symbols above which kallsyms is taken to have them all
+/// (CONFIG_KALLSYMS_ALL lists tens of thousands; without it a handful).
+const KALLSYMS_ALL_DATA_SYMBOLS: usize = 1000;
 /// Distinct clusters reported per scanned cache.
 pub const TOP_CLUSTERS: usize = 3;
 /// Bytes of the representative shown in the dump.
@@ -46,7 +49,7 @@ pub struct ScanOptions {
 /// symbols when kallsyms has none (CONFIG_KALLSYMS_ALL off). Returns the
 /// symbols and where data symbols come from, or why there are none.
 pub fn with_data_symbols(mut symbols: Kallsyms, explicit: Option<&Path>, release: Option<&str>) -> (Kallsyms, Result<String, String>) {
-    if symbols.data_symbols() >= 1000 {
+    if symbols.data_symbols() >= KALLSYMS_ALL_DATA_SYMBOLS {
         return (symbols, Ok("kallsyms (CONFIG_KALLSYMS_ALL)".into()));
     }
     let default = release.map(|r| PathBuf::from(format!("/boot/System.map-{r}")));
