@@ -55,3 +55,41 @@ impl sysak_kernel::trace::window::Progress for Bar {
         self.bar.finish_and_clear();
     }
 }
+
+/// A bar over a number of steps (the caches of a census), on stderr: drawn
+/// on a terminal; otherwise one line per step.
+pub struct Steps {
+    bar: indicatif::ProgressBar,
+    label: String,
+    total: u64,
+}
+
+impl Steps {
+    /// `total` steps of `label`.
+    pub fn new(label: &str, total: u64) -> Steps {
+        let target =
+            if std::io::stderr().is_terminal() { indicatif::ProgressDrawTarget::stderr() } else { indicatif::ProgressDrawTarget::hidden() };
+        let bar = indicatif::ProgressBar::with_draw_target(Some(total), target);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("#>."),
+        );
+        bar.set_prefix(label.to_string());
+        Steps { bar, label: label.into(), total }
+    }
+
+    /// Step `done` (counted from 0) begins: `what` it does.
+    pub fn begin(&self, done: u64, what: &str) {
+        if self.bar.is_hidden() {
+            eprintln!("{}: {what} ({}/{})", self.label, done + 1, self.total);
+        }
+        self.bar.set_position(done);
+        self.bar.set_message(what.to_string());
+    }
+
+    /// All done: the bar goes away.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

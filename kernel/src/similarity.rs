@@ -221,9 +221,72 @@ pub fn distinct_largest(mut candidates: Vec<ObjectCluster>, n: usize) -> Vec<Obj
     kept
 }
 
+/// A last pass over the distinct clusters: each object counts for the
+/// first (largest) cluster it matches only. Similarity is not transitive,
+/// so two representatives unlike each other can still share most of their
+/// members; counted this way the shares add up to at most 1, and a cluster
+/// that is mostly another's members is that cluster seen again.
+#[derive(Debug)]
+pub struct ExclusiveCount {
+    clusters: Vec<ObjectCluster>,
+    own: Vec<u64>,
+}
+
+impl ExclusiveCount {
+    /// Count for `clusters`, largest first (as [`distinct_largest`] gives).
+    pub fn new(clusters: Vec<ObjectCluster>) -> ExclusiveCount {
+        let own = vec![0; clusters.len()];
+        ExclusiveCount { clusters, own }
+    }
+
+    /// Account one object.
+    pub fn observe(&mut self, bytes: &[u8]) {
+        if let Some(i) = self.clusters.iter().position(|c| c.representative.matches(bytes)) {
+            self.own[i] += 1;
+        }
+    }
+
+    /// The largest cluster as counted before; each later one with its own
+    /// members only, dropped when fewer than half of its members were its
+    /// own.
+    pub fn clusters(self) -> Vec<ObjectCluster> {
+        self.clusters
+            .into_iter()
+            .zip(self.own)
+            .enumerate()
+            .filter_map(|(i, (c, own))| match i {
+                0 => Some(c),
+                _ if own * 2 < c.similar => None,
+                _ => Some(ObjectCluster { similar: own, ..c }),
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exclusive_counts_add_up_and_drop_overlaps() {
+        let rep = |address: u64, bytes: &[u8], similar| ObjectCluster {
+            representative: Representative::new(address, bytes, 50).unwrap(),
+            similar,
+            scanned: 10,
+        };
+        // Objects like "mid" match x's representative as well as their
+        // own, so they count for x, the larger.
+        let x = b"AAAAAAAAAAAAAAAAAAAA";
+        let mid = b"AAAAAAAAAAAAAAAZZZZZ";
+        let other = b"QRSTUVWXYZQRSTUVWXYZ";
+        let mut count = ExclusiveCount::new(vec![rep(1, x, 6), rep(2, mid, 5), rep(3, other, 2)]);
+        for object in [&x[..], mid, mid, mid, x, x, other, other] {
+            count.observe(object);
+        }
+        let view: Vec<(u64, u64)> = count.clusters().iter().map(|c| (c.representative.address, c.similar)).collect();
+        // mid's five members were all x's: it is x seen again.
+        assert_eq!(view, [(1, 6), (3, 2)]);
+    }
 
     #[test]
     fn distinct_clusters_drop_members_of_a_kept_one() {

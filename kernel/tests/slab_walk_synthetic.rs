@@ -159,6 +159,26 @@ proptest! {
         prop_assert!(spans.iter().all(|s| s.decoded && s.end - s.start == (objects * cache.size) as u64));
     }
 
+    /// A walk cut at `limit` objects reads exactly that many and counts
+    /// every allocated object it did not read, so objects + unread is the
+    /// cache's total whatever the limit.
+    #[test]
+    fn truncated_walk_counts_what_it_did_not_read(cache in geometry(), limit in 1u64..400,
+            frees in proptest::collection::vec(proptest::collection::btree_set(0usize..600, 0..40), 1..6)) {
+        let layout = layout();
+        let slabs = slabs_of(&frees);
+        let mem = build(&cache, &slabs, &layout);
+        let addrs = KernelAddresses { page_offset: PAGE_OFFSET, vmemmap: VMEMMAP, source: "test".into() };
+        let pfns: Vec<u64> = slabs.iter().map(|s| s.pfn).collect();
+        let whole = walk_cache_slabs(&mem, &layout, &addrs, &pfns, &cache, u64::MAX, |_| {}, |_, _| {});
+        let mut read = 0;
+        let cut = walk_cache_slabs(&mem, &layout, &addrs, &pfns, &cache, limit, |_| {}, |_, _| read += 1);
+        prop_assert_eq!(cut.objects, read);
+        prop_assert_eq!(cut.objects, whole.objects.min(limit));
+        prop_assert_eq!(cut.truncated, whole.objects > limit);
+        prop_assert_eq!(cut.objects + cut.unread_objects, whole.objects);
+    }
+
     /// A slab that changed between reads (its objects rewritten with any
     /// bytes, the struct page left as it was) is skipped or walked, and
     /// counted: never a panic, never an object outside the slab.

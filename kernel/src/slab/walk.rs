@@ -34,6 +34,10 @@ pub struct WalkStats {
     pub inconsistent_slabs: u64,
     /// The walk stopped at the object limit.
     pub truncated: bool,
+    /// Allocated objects past the limit, counted from the struct slabs
+    /// (`inuse`) without reading them: with `objects`, the cache's total,
+    /// from which a truncated scan extrapolates.
+    pub unread_objects: u64,
     /// Slab pages whose struct page could not be read, or whose slab had an
     /// impossible size: whose they are, and where their objects lie, is
     /// unknown (a caller must not conclude that an address is in no slab).
@@ -88,6 +92,29 @@ pub fn slab_pfns_from_memmap(mem: &dyn KernelMemory, layout: &SlabLayout, addrs:
         }
     }
     pfns
+}
+
+/// The slabs (head PFNs) of each cache in `wanted` (cache addresses), in
+/// one pass over `pfns`: a census walks only its caches' slabs, or a
+/// spread sample of them.
+pub fn slabs_of_caches(
+    mem: &dyn KernelMemory,
+    layout: &SlabLayout,
+    addrs: &KernelAddresses,
+    pfns: &[u64],
+    wanted: &[u64],
+) -> std::collections::HashMap<u64, Vec<u64>> {
+    let mut pages = PageStructs::new(mem, addrs, layout.page_struct_size);
+    let mut slabs: std::collections::HashMap<u64, Vec<u64>> = wanted.iter().map(|&c| (c, Vec::new())).collect();
+    for &pfn in pfns {
+        let Some(page) = pages.get(pfn) else { continue };
+        if layout.mark.is_slab(page) {
+            if let Some(list) = slabs.get_mut(&u64_at(page, layout.slab_cache)) {
+                list.push(pfn);
+            }
+        }
+    }
+    slabs
 }
 
 /// Objects in use per cache address (`inuse` of every slab), to rank
@@ -158,7 +185,8 @@ pub struct SlabSpan {
 
 /// [`walk_cache`], also calling `on_slab` for every slab of the cache
 /// found, before its objects (so a caller can tell a free object of the
-/// cache from an address outside it). A truncated walk stops calling both.
+/// cache from an address outside it). A truncated walk stops calling both
+/// and only counts what it no longer reads ([`WalkStats::unread_objects`]).
 #[allow(clippy::too_many_arguments)]
 pub fn walk_cache_slabs(
     mem: &dyn KernelMemory,
@@ -181,6 +209,10 @@ pub fn walk_cache_slabs(
             continue;
         };
         if !layout.mark.is_slab(page) || u64_at(page, layout.slab_cache) != cache.address {
+            continue;
+        }
+        if stats.truncated {
+            stats.unread_objects += layout.inuse.get(page);
             continue;
         }
         let objects = layout.objects.get(page) as u32;
@@ -219,7 +251,8 @@ pub fn walk_cache_slabs(
         for (i, _) in free.iter().enumerate().filter(|(_, f)| !**f) {
             if stats.objects >= max_objects {
                 stats.truncated = true;
-                return stats;
+                stats.unread_objects += 1;
+                continue;
             }
             let at = pad + i * size;
             each(base + at as u64, &slab[at..at + cache.object_size as usize]);

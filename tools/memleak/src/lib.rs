@@ -6,10 +6,13 @@
 //! - `-t slab|page|vmalloc`: trace a window and report outstanding
 //!   allocations by call site; for slab, scan the cache for the largest
 //!   cluster of similar objects and mark the allocations that match it;
-//! - `-t auto` (default): the check, then the trace of the kind it found.
+//! - `-t auto` (default): the check, then the trace of the kind it found;
+//!   when nothing leaks, the census of who holds the memory (see
+//!   [`census`]; `--census` adds it to any mode).
 
 #![deny(missing_docs)]
 
+mod census;
 pub mod check;
 mod explain;
 mod growth;
@@ -103,6 +106,19 @@ pub fn command() -> Command {
                 .help("Put the representative object's raw bytes in JSON too (they may hold keys or credentials)"),
         )
         .arg(
+            Arg::new("census")
+                .long("census")
+                .action(ArgAction::SetTrue)
+                .help("Also scan the largest unreclaimable caches and name who holds the memory (plain runs do when nothing leaks)"),
+        )
+        .arg(
+            Arg::new("census-caches")
+                .long("census-caches")
+                .value_name("N")
+                .value_parser(value_parser!(usize))
+                .help("Caches the census scans, largest first [default: 5]"),
+        )
+        .arg(
             Arg::new("stacks")
                 .short('s')
                 .long("stacks")
@@ -187,6 +203,7 @@ pub fn command() -> Command {
             "Examples:\n  sysak memleak --check                 verdict from /proc/meminfo and /proc/vmallocinfo\n  \
              sysak memleak --check --trend 60      ... and flag steady growth over a minute\n  \
              sysak memleak --check --format json   for fleets: one JSON document per host\n  \
+             sysak memleak --check --census        ... and who holds the unreclaimable memory\n  \
              sysak memleak -t slab -n kmalloc-256 -i 30 -s   who holds kmalloc-256 objects\n\n\
              Exit status: 0 no leak, 1 leak found, 2 usage error, 3 environment error.",
         )
@@ -199,8 +216,8 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
     let format = Format::from_matches(matches);
     let lang = sysak_cli::i18n::Lang::resolve(matches, context.config);
     if let (Some(vmcore), Some(kallsyms)) = (matches.get_one::<String>("vmcore"), matches.get_one::<String>("kallsyms")) {
-        let mut report = offline::run(&options, std::path::Path::new(vmcore), std::path::Path::new(kallsyms))?;
-        print_trace(&mut report, format, lang, matches.get_flag("dump"))?;
+        let (mut report, census) = offline::run(&options, std::path::Path::new(vmcore), std::path::Path::new(kallsyms))?;
+        print_trace(&mut report, census, format, lang, options.dump)?;
         // One dump shows no growth: the cluster is evidence, not a verdict.
         return Ok(Outcome::Clean);
     }
@@ -218,11 +235,10 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
             };
             match (options.check_only, leaking) {
                 (false, Some(kind)) => kind,
-                _ => {
-                    if !options.check_only && format == Format::Table {
-                        eprintln!("sysak memleak: no leak found; nothing to trace");
-                    }
-                    return print_check(&report, format, lang);
+                (check_only, _) => {
+                    // Nothing to trace: say who holds the memory instead.
+                    let census = (options.census || !check_only).then(|| take_census(&procfs, &options)).transpose()?;
+                    return print_check(&report, census, format, lang, options.dump);
                 }
             }
         }
@@ -232,28 +248,69 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
         Kind::Page => trace::page(&options)?,
         Kind::Vmalloc => trace::vmalloc(&procfs, &options)?,
     };
-    print_trace(&mut report, format, lang, matches.get_flag("dump"))?;
+    let census = options.census.then(|| take_census(&procfs, &options)).transpose()?;
+    print_trace(&mut report, census, format, lang, options.dump)?;
     // 1 only when a leak is judged: outstanding turnover is not a leak.
     Ok(if report.leak { Outcome::Found } else { Outcome::Clean })
 }
 
-fn print_trace(report: &mut report::TraceReport, format: Format, lang: sysak_cli::i18n::Lang, dump: bool) -> anyhow::Result<()> {
-    match format {
-        Format::Json => {
-            // No kernel memory in fleet output unless asked for.
-            if !dump {
-                report.scan.dump.clear();
-            }
-            output::print_json(report)
-        }
-        Format::Table => output::print_text(&render::trace(report, lang)),
+fn take_census(procfs: &ProcFs, options: &Options) -> anyhow::Result<census::Census> {
+    let usage = check::Usage::measure(procfs)?;
+    census::live(procfs, &options.scan, options.census_options(), &usage)
+}
+
+/// A report with the census, if any, flattened into its JSON.
+#[derive(serde::Serialize)]
+struct WithCensus<'a, R: serde::Serialize> {
+    #[serde(flatten)]
+    report: &'a R,
+    #[serde(flatten)]
+    census: Option<&'a census::Census>,
+}
+
+/// No kernel memory in fleet output unless asked for (`--dump`).
+fn strip_dumps(report: Option<&mut report::TraceReport>, census: Option<&mut census::Census>) {
+    if let Some(report) = report {
+        report.scan.dump.clear();
+    }
+    for cache in census.map(|c| c.census.iter_mut()).into_iter().flatten() {
+        cache.dump.clear();
     }
 }
 
-fn print_check(report: &check::CheckReport, format: Format, lang: sysak_cli::i18n::Lang) -> anyhow::Result<Outcome> {
+fn print_trace(
+    report: &mut report::TraceReport,
+    mut census: Option<census::Census>,
+    format: Format,
+    lang: sysak_cli::i18n::Lang,
+    dump: bool,
+) -> anyhow::Result<()> {
     match format {
-        Format::Json => output::print_json(report)?,
-        Format::Table => output::print_text(&render::check(report, lang))?,
+        Format::Json => {
+            if !dump {
+                strip_dumps(Some(report), census.as_mut());
+            }
+            output::print_json(&WithCensus { report: &*report, census: census.as_ref() })
+        }
+        Format::Table => output::print_text(&(render::trace(report, lang) + &render::census(census.as_ref(), lang, dump))),
+    }
+}
+
+fn print_check(
+    report: &check::CheckReport,
+    mut census: Option<census::Census>,
+    format: Format,
+    lang: sysak_cli::i18n::Lang,
+    dump: bool,
+) -> anyhow::Result<Outcome> {
+    match format {
+        Format::Json => {
+            if !dump {
+                strip_dumps(None, census.as_mut());
+            }
+            output::print_json(&WithCensus { report, census: census.as_ref() })?
+        }
+        Format::Table => output::print_text(&(render::check(report, lang) + &render::census(census.as_ref(), lang, dump)))?,
     }
     Ok(if report.verdict == Verdict::None { Outcome::Clean } else { Outcome::Found })
 }

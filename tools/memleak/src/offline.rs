@@ -8,14 +8,16 @@ use std::path::Path;
 use sysak_cli::tool::UsageError;
 use sysak_kernel::symbols::Kallsyms;
 
+use crate::census::{self, Census};
 use crate::check::Kind;
 use crate::explain::Explainer;
 use crate::options::Options;
 use crate::report::{Scan, TraceReport};
 use crate::scan::{self, Scanner};
 
-/// Analyse `vmcore` with the dumped kernel's `kallsyms` and BTF.
-pub fn run(options: &Options, vmcore: &Path, kallsyms: &Path) -> anyhow::Result<TraceReport> {
+/// Analyse `vmcore` with the dumped kernel's `kallsyms` and BTF; with
+/// `--census`, the dump's census too.
+pub fn run(options: &Options, vmcore: &Path, kallsyms: &Path) -> anyhow::Result<(TraceReport, Option<Census>)> {
     let text = std::fs::read_to_string(kallsyms).map_err(|e| UsageError(format!("--kallsyms {}: {e}", kallsyms.display())))?;
     let symbols = Kallsyms::parse(&text, "").map_err(|e| UsageError(format!("--kallsyms {}: {e}", kallsyms.display())))?;
     // The dumped kernel's System.map only when given: /boot is this host's.
@@ -27,12 +29,14 @@ pub fn run(options: &Options, vmcore: &Path, kallsyms: &Path) -> anyhow::Result<
     };
     eprintln!("sysak memleak: scanning {} in {}", cache.name, vmcore.display());
     let (clusters, stats) = scanner.largest_clusters(cache, options.scan.percent, &mut scan::Presence::default());
-    Ok(TraceReport {
+    let data_symbols = data_symbols.unwrap_or_else(|why| why);
+    let census = options.census.then(|| census::offline(&scanner, &symbols, data_symbols.clone(), options.census_options()));
+    let report = TraceReport {
         cache: Some(cache.name.clone()),
         cache_reason: Some(reason),
         tracer_note: Some("offline: a memory dump has no allocation trace".into()),
         scan: Scan {
-            data_symbols: Some(data_symbols.unwrap_or_else(|why| why)),
+            data_symbols: Some(data_symbols),
             ..scan::section("vmcore", &clusters, &stats, 0, &symbols, &Explainer::new(&scanner, &symbols, Vec::new()))
         },
         leak_function_note: Some(
@@ -41,5 +45,6 @@ pub fn run(options: &Options, vmcore: &Path, kallsyms: &Path) -> anyhow::Result<
         lost_events: None,
         summary: "no leak judged: one memory dump shows no growth; the largest cluster below is evidence to read, not a verdict".into(),
         ..TraceReport::new(Kind::Slab, "none")
-    })
+    };
+    Ok((report, census))
 }

@@ -33,6 +33,8 @@ pub struct MemleakConfig {
     pub free_only_percent: Option<u32>,
     /// `max_tracked = 1000000`.
     pub max_tracked: Option<usize>,
+    /// `census_caches = 5`: caches a census scans.
+    pub census_caches: Option<usize>,
 }
 
 /// `--tracer`.
@@ -62,6 +64,11 @@ pub struct Options {
     pub max_tracked: usize,
     pub scan: ScanOptions,
     pub tracer: TracerChoice,
+    /// `--census` (plain `sysak memleak` takes one when nothing leaks).
+    pub census: bool,
+    pub census_caches: usize,
+    /// `--dump`: raw object bytes in JSON too.
+    pub dump: bool,
 }
 
 fn size(flag: &str, cli: Option<&String>, config: Option<&String>, default: u64) -> anyhow::Result<u64> {
@@ -84,7 +91,14 @@ impl Options {
         if free_only_percent > 90 {
             return Err(UsageError(format!("free_only_percent {free_only_percent}: use 0 to 90")).into());
         }
+        let census_caches = m.get_one::<usize>("census-caches").copied().or(file.census_caches).unwrap_or(crate::census::DEFAULT_CACHES);
+        if !(1..=50).contains(&census_caches) {
+            return Err(UsageError(format!("census_caches {census_caches}: use 1 to 50")).into());
+        }
         Ok(Options {
+            census: m.get_flag("census"),
+            census_caches,
+            dump: m.get_flag("dump"),
             check_only: m.get_flag("check"),
             trace_type: m.get_one::<String>("type").filter(|t| *t != "auto").cloned(),
             cache: m.get_one::<String>("cache").cloned(),
@@ -116,6 +130,11 @@ impl Options {
             trend_window: m.get_one::<u64>("trend").map(|s| Duration::from_secs(*s)),
             trend_min_rate: size("--trend-min-rate", m.get_one("trend-min-rate"), file.trend_min_rate.as_ref(), 256 << 10)?,
         })
+    }
+
+    /// What a census counts.
+    pub fn census_options(&self) -> crate::census::CensusOptions {
+        crate::census::CensusOptions { caches: self.census_caches, percent: self.scan.percent }
     }
 
     /// The check, with the trend when asked for.

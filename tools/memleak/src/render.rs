@@ -6,6 +6,7 @@ use sysak_cli::output::human_bytes;
 
 use sysak_cli::i18n::{pad, Lang};
 
+use crate::census::Census;
 use crate::check::{CheckReport, Kind, Verdict};
 use crate::report::TraceReport;
 
@@ -214,4 +215,88 @@ fn render_scan(out: &mut String, r: &TraceReport, lang: Lang) {
     if scan.truncated {
         let _ = writeln!(out, "note: the scan stopped at its object limit");
     }
+}
+
+/// The census as text (empty without one): per cache its clusters and the
+/// largest one's words, then vmalloc callers and the page residual.
+pub fn census(census: Option<&Census>, lang: Lang, dump: bool) -> String {
+    let l = |en| lang.label(en);
+    let mut out = String::new();
+    let Some(c) = census else { return out };
+    let scan = &c.census_scan;
+    let how = match (&scan.backend, &scan.unavailable) {
+        (Some(backend), _) => format!("{backend}, {:.1} s", scan.elapsed_s),
+        (None, Some(why)) => format!("{}: {why}", l("scan unavailable")),
+        (None, None) => l("scan unavailable").to_string(),
+    };
+    let _ = writeln!(out, "\n{} ({how}):", l("census: the largest unreclaimable slab caches"));
+    for cache in &c.census {
+        let sample = if cache.sample_stride > 1 { format!(", every {}th slab read", cache.sample_stride) } else { String::new() };
+        let _ =
+            writeln!(out, "  {} {:>10} {:>10} {}{sample}", pad(&cache.cache, 24), human_bytes(cache.bytes), cache.objects, l("objects"));
+        if let Some(why) = &cache.not_scanned {
+            let _ = writeln!(out, "      {}: {why}", l("not scanned"));
+        }
+        for (i, cluster) in cache.clusters.iter().enumerate() {
+            let estimate = cluster.similar_objects_estimate.map(|n| format!(", ~{n} in the whole cache")).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "      {} #{}: {} {} ({:.0}%{estimate}) at {}",
+                l("cluster"),
+                i + 1,
+                cluster.similar_objects,
+                l("similar"),
+                cluster.share * 100.0,
+                cluster.object_address
+            );
+            // The largest cluster's words, each pointee expanded once; the
+            // others' headers only (JSON has every cluster's words).
+            if i > 0 {
+                continue;
+            }
+            let mut expanded = std::collections::HashSet::new();
+            for w in &cluster.words {
+                let _ = writeln!(out, "          {}", w.describe());
+                if w.points_to.is_empty() {
+                    continue;
+                }
+                if !expanded.insert(w.object.clone()) {
+                    let _ = writeln!(out, "              -> (the object above)");
+                    continue;
+                }
+                for p in w.points_to.iter().take(POINTEE_WORDS_SHOWN) {
+                    let _ = writeln!(out, "              -> {}", p.describe());
+                }
+            }
+            if dump {
+                for line in &cache.dump {
+                    let _ = writeln!(out, "          {line}");
+                }
+            }
+        }
+        if cache.changed_slabs > 0 {
+            let _ = writeln!(out, "      note: {} slabs changed under the scan and were skipped", cache.changed_slabs);
+        }
+    }
+    if let Some(source) = &scan.data_symbols {
+        let _ = writeln!(out, "  {}: {source}", l("data symbols"));
+    }
+    if !c.vmalloc_callers.is_empty() {
+        let _ = writeln!(out, "\n{}:", l("largest vmalloc callers"));
+        let mut table = sysak_cli::output::plain_table([l("areas"), l("bytes"), l("caller")]);
+        for v in &c.vmalloc_callers {
+            table.add_row(vec![v.areas.to_string(), human_bytes(v.bytes), v.caller.clone()]);
+        }
+        let _ = writeln!(out, "{table}");
+    }
+    if let Some(pages) = &c.page_residual {
+        let _ = writeln!(out, "\n{}: {}", l("alloc pages residual"), human_bytes(pages.bytes));
+        for site in pages.allocinfo_top.iter().flatten() {
+            let _ = writeln!(out, "  {:>10} {:>8} {} {}", human_bytes(site.bytes), site.calls, site.function, site.location);
+        }
+        if let Some(note) = &pages.note {
+            let _ = writeln!(out, "  note: {note}");
+        }
+    }
+    out
 }

@@ -78,12 +78,21 @@ pub struct Scan {
 /// One cluster of similar objects in the scanned cache.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClusterSummary {
-    /// Objects similar to its representative.
+    /// Objects similar to its representative, of those read.
     pub similar_objects: u64,
-    /// Of the objects scanned, the share in it.
+    /// When only part of the cache was read (a scan stopped at its object
+    /// limit, a census sample): `similar_objects` scaled to the cache's
+    /// allocated objects. An extrapolation, not a count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub similar_objects_estimate: Option<u64>,
+    /// Of the objects read, the share in it.
     pub share: f64,
     /// The representative, "0x…".
     pub object_address: String,
+    /// The representative's explained words (census; a trace's scan has
+    /// them once, in `scan.words`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub words: Vec<Word>,
 }
 
 /// `sysak memleak -t …` report.

@@ -14,7 +14,7 @@ use sysak_kernel::kmem::vmcore::Vmcore;
 use sysak_kernel::kmem::{self, BackendChoice, KernelMemory};
 use sysak_kernel::layout::{KernelAddresses, KernelTypes, SlabLayout};
 use sysak_kernel::procfs::ProcFs;
-use sysak_kernel::similarity::{distinct_largest, ClusterSketch, ExactCount, ObjectCluster};
+use sysak_kernel::similarity::{distinct_largest, ClusterSketch, ExactCount, ExclusiveCount, ObjectCluster};
 use sysak_kernel::slab::{caches, lookup, walk, KmemCache, WalkStats};
 use sysak_kernel::symbols::Kallsyms;
 
@@ -143,7 +143,7 @@ impl Scanner {
 
     /// The unreclaimable cache with the most objects in use, and why.
     pub fn biggest_unreclaimable(&self) -> Result<(&KmemCache, String), String> {
-        let counts = walk::objects_by_cache(self.mem.as_ref(), &self.layout, &self.addrs, &self.pfns);
+        let counts = self.objects_by_cache();
         let candidates: Vec<&KmemCache> = self.caches.iter().filter(|c| !c.reclaimable).collect();
         let best =
             candidates.iter().max_by_key(|c| counts.get(&c.address).copied().unwrap_or(0)).ok_or("no unreclaimable cache in the dump")?;
@@ -177,15 +177,30 @@ impl Scanner {
     }
 
     /// The largest clusters of similar objects in `cache`, at most
-    /// [`TOP_CLUSTERS`], largest first: a sketch walk,
-    /// an exact walk of every candidate, and an exact walk of sampled
-    /// members of the strongest ([`sysak_kernel::similarity`]). The second
-    /// walk also records, in `presence`, which outstanding addresses are
-    /// allocated objects of the cache.
+    /// [`TOP_CLUSTERS`], largest first, over the latest snapshot of slab
+    /// pages (see [`Scanner::clusters_among`]).
     pub fn largest_clusters(&self, cache: &KmemCache, percent: u32, presence: &mut Presence) -> (Vec<ObjectCluster>, WalkStats) {
+        self.clusters_among(&self.pfns, cache, percent, MAX_SCANNED_OBJECTS, presence)
+    }
+
+    /// The largest clusters of similar objects among `cache`'s slabs in
+    /// `pfns`: a sketch walk, an exact walk of every candidate, an exact
+    /// walk of sampled members of the strongest, and a walk counting each
+    /// object for one cluster only ([`sysak_kernel::similarity`]), each
+    /// reading at most `max_objects`.
+    /// The second walk also records, in `presence`, which outstanding
+    /// addresses are allocated objects of the cache.
+    pub fn clusters_among(
+        &self,
+        pfns: &[u64],
+        cache: &KmemCache,
+        percent: u32,
+        max_objects: u64,
+        presence: &mut Presence,
+    ) -> (Vec<ObjectCluster>, WalkStats) {
         let mem = self.mem.as_ref();
         let walk = |each: &mut dyn FnMut(u64, &[u8])| {
-            walk::walk_cache(mem, &self.layout, &self.addrs, &self.pfns, cache, MAX_SCANNED_OBJECTS, |a, b| each(a, b))
+            walk::walk_cache(mem, &self.layout, &self.addrs, pfns, cache, max_objects, |a, b| each(a, b))
         };
         let mut sketch = ClusterSketch::new(percent);
         walk(&mut |a, b| sketch.observe(a, b));
@@ -194,9 +209,9 @@ impl Scanner {
             mem,
             &self.layout,
             &self.addrs,
-            &self.pfns,
+            pfns,
             cache,
-            MAX_SCANNED_OBJECTS,
+            max_objects,
             |span| presence.spans.push(span),
             |address, bytes| {
                 exact.observe(address, bytes);
@@ -210,7 +225,31 @@ impl Scanner {
         presence.incomplete = stats.truncated || stats.unplaced_slabs > 0;
         let mut refined = ExactCount::new(exact.alternates(percent));
         walk(&mut |a, b| refined.observe(a, b));
-        (distinct_largest([exact.clusters(), refined.clusters()].concat(), TOP_CLUSTERS), stats)
+        let distinct = distinct_largest([exact.clusters(), refined.clusters()].concat(), TOP_CLUSTERS);
+        if distinct.len() < 2 {
+            return (distinct, stats);
+        }
+        let mut exclusive = ExclusiveCount::new(distinct);
+        walk(&mut |_, b| exclusive.observe(b));
+        (exclusive.clusters(), stats)
+    }
+
+    /// The slabs (head PFNs) of each of `caches` in the latest snapshot,
+    /// keyed by cache address: one pass for a census of several caches.
+    pub fn slabs_of(&self, caches: &[&KmemCache]) -> HashMap<u64, Vec<u64>> {
+        let wanted: Vec<u64> = caches.iter().map(|c| c.address).collect();
+        walk::slabs_of_caches(self.mem.as_ref(), &self.layout, &self.addrs, &self.pfns, &wanted)
+    }
+
+    /// Caches on the kernel's list.
+    pub fn caches(&self) -> &[KmemCache] {
+        &self.caches
+    }
+
+    /// Objects in use per cache address, from the struct slabs of the
+    /// latest snapshot (a dump has no /proc/slabinfo).
+    pub fn objects_by_cache(&self) -> HashMap<u64, u64> {
+        walk::objects_by_cache(self.mem.as_ref(), &self.layout, &self.addrs, &self.pfns)
     }
 
     /// The slab object holding `address`: its cache and start.
@@ -354,6 +393,25 @@ pub fn unavailable(why: impl Into<String>) -> Scan {
     Scan { unavailable: Some(why.into()), ..Scan::default() }
 }
 
+/// The clusters as reported: share of the objects read and, when only
+/// part of the cache's `total` objects was read (a truncated walk, a
+/// census sample), the count extrapolated to all of them. `words` explains
+/// each representative (the census); None leaves them to the caller.
+pub fn summaries(clusters: &[ObjectCluster], scanned: u64, total: u64, words: Option<&Explainer>) -> Vec<ClusterSummary> {
+    let share = |n: u64| if scanned == 0 { 0.0 } else { n as f64 / scanned as f64 };
+    clusters
+        .iter()
+        .map(|c| ClusterSummary {
+            similar_objects: c.similar,
+            similar_objects_estimate: (total > scanned && scanned > 0)
+                .then(|| (c.similar as u128 * total as u128 / scanned as u128) as u64),
+            share: share(c.similar),
+            object_address: format!("{:#x}", c.representative.address),
+            words: words.map(|e| e.words(&c.representative.bytes, c.representative.address, 2)).unwrap_or_default(),
+        })
+        .collect()
+}
+
 /// The scan section for the clusters found (largest first, maybe none) by
 /// `backend`; the caller fills in `data_symbols`.
 pub fn section(
@@ -365,16 +423,8 @@ pub fn section(
     explainer: &Explainer,
 ) -> Scan {
     let cluster = clusters.first();
-    let share = |n: u64| if stats.objects == 0 { 0.0 } else { n as f64 / stats.objects as f64 };
     Scan {
-        clusters: clusters
-            .iter()
-            .map(|c| ClusterSummary {
-                similar_objects: c.similar,
-                share: share(c.similar),
-                object_address: format!("{:#x}", c.representative.address),
-            })
-            .collect(),
+        clusters: summaries(clusters, stats.objects, stats.objects + stats.unread_objects, None),
         backend: Some(backend.to_string()),
         unavailable: None,
         object_address: cluster.map(|c| format!("{:#x}", c.representative.address)),
