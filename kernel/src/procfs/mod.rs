@@ -61,7 +61,8 @@ impl ProcFs {
         ProcFs { proc_root: proc_root.into(), sys_root: sys_root.into() }
     }
 
-    fn proc_path(&self, rel: &str) -> PathBuf {
+    /// `rel` under the proc root (tests point it at fixtures).
+    pub fn proc_path(&self, rel: &str) -> PathBuf {
         self.proc_root.join(rel)
     }
 

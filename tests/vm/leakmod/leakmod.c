@@ -8,7 +8,9 @@
  * noinline function, which is what sysak must name:
  *   leakmod_kmalloc_one   kmalloc(184) objects (kmalloc-192) carrying a pointer to the
  *                         module's ops structure and a recognisable pattern
- *                         (the shape of the original sysak case);
+ *                         (the shape of the original sysak case), an owner in
+ *                         kmalloc-64 (second hop: leakmod_owner_ops), list
+ *                         poison and an empty list (a self pointer);
  *   leakmod_vmalloc_one   vmalloc(64 KiB) areas;
  *   leakmod_alloc_pages_one  alloc_pages(GFP_KERNEL, 0).
  * And two that must not be called leaks (issue 10):
@@ -64,12 +66,32 @@ static const struct leakmod_ops leakmod_object_ops = {
 	.release = leakmod_release,
 };
 
+static const struct leakmod_ops leakmod_owner_ops = {
+	.name = "leakmod owner",
+	.release = leakmod_release,
+};
+
+/* What the leaked objects belong to: a slab object of another cache
+ * (kmalloc-64) whose first word names its type, as the seed's second hop
+ * (an fsnotify event's group, whose first word is inotify_fsnotify_ops). */
+struct leakmod_owner {
+	const struct leakmod_ops *ops;
+	u64 objects;
+	char name[48];
+};
+
+static struct leakmod_owner *owner;
+
+/* 184 bytes (kmalloc-192): every kind of word the scan explains. */
 struct leakmod_object {
-	const struct leakmod_ops *ops;	/* the clue: a pointer into the module */
-	u64 magic;
-	struct list_head node;
+	const struct leakmod_ops *ops;	/* +0x00 symbol: a pointer into the module */
+	u64 magic;			/* +0x08 */
+	struct list_head node;		/* +0x10 slab objects: the neighbours */
+	struct leakmod_owner *owner;	/* +0x20 slab object, two hops to an ops symbol */
+	struct list_head unlinked;	/* +0x28 list_del'd: LIST_POISON1, LIST_POISON2 */
+	struct list_head empty;		/* +0x38 an empty list: points at itself */
 	u32 serial;
-	char tag[148];
+	char tag[108];
 };
 
 struct leakmod_area {
@@ -94,6 +116,10 @@ static struct leakmod_object *leakmod_fill(struct leakmod_object *o, u64 magic, 
 		return NULL;
 	o->ops = &leakmod_object_ops;
 	o->magic = magic;
+	o->owner = owner;
+	INIT_LIST_HEAD(&o->unlinked);
+	list_del(&o->unlinked);
+	INIT_LIST_HEAD(&o->empty);
 	o->serial = serial;
 	memset(o->tag, 'L', sizeof(o->tag));
 	memcpy(o->tag, "leakmod: an object nobody frees", 31);
@@ -332,11 +358,15 @@ static int __init leakmod_init(void)
 	/* A constructor keeps SLUB from merging it into another cache. */
 	record_cache = kmem_cache_create("leakmod-120", 120, 0, SLAB_HWCACHE_ALIGN, leakmod_record_init);
 	bulk = kvcalloc(bulk_count, sizeof(*bulk), GFP_KERNEL);
-	if (!record_cache || !bulk) {
+	owner = kzalloc(sizeof(*owner), GFP_KERNEL);
+	if (!record_cache || !bulk || !owner) {
+		kfree(owner);
 		kvfree(bulk);
 		kmem_cache_destroy(record_cache);
 		return -ENOMEM;
 	}
+	owner->ops = &leakmod_owner_ops;
+	strscpy(owner->name, "the leaked objects' owner", sizeof(owner->name));
 	return 0;
 }
 
@@ -353,6 +383,7 @@ static void __exit leakmod_exit(void)
 		kfree(o);
 	list_for_each_entry_safe(o, on, &queue, node)
 		kfree(o);
+	kfree(owner);
 	for (i = 0; i < bulk_n; i++)
 		kmem_cache_free(record_cache, bulk[i]);
 	/* kfree_rcu() batches may still hold records: wait them out. */

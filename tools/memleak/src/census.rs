@@ -22,7 +22,7 @@ use sysak_kernel::procfs::{AllocSite, ProcFs, VmallocArea};
 use sysak_kernel::symbols::Kallsyms;
 
 use crate::check::{Explained, Usage};
-use crate::explain::Explainer;
+use crate::explain::{self, Explainer, TypeCandidate};
 use crate::report::ClusterSummary;
 use crate::scan::{self, Presence, ScanOptions, Scanner};
 
@@ -66,6 +66,9 @@ pub struct CacheCensus {
     pub clusters: Vec<ClusterSummary>,
     /// Slabs that changed or vanished under the walk and were skipped.
     pub changed_slabs: u64,
+    /// BTF types its objects may be (dedicated caches only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub type_candidates: Vec<TypeCandidate>,
     /// Why the cache was not scanned, when it was not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_scanned: Option<String>,
@@ -218,6 +221,7 @@ fn scan_caches(
         sample_stride: 0,
         clusters: Vec::new(),
         changed_slabs: 0,
+        type_candidates: Vec::new(),
         not_scanned: Some(why.to_string()),
         dump: Vec::new(),
     };
@@ -265,6 +269,7 @@ fn scan_caches(
             sample_stride: stride,
             clusters: scan::summaries(&clusters, stats.objects, total, Some(&explainer)),
             changed_slabs: stats.corrupt_freelists + stats.inconsistent_slabs + stats.unreadable_slabs,
+            type_candidates: explain::type_candidates(scanner.types(), &cache.name, cache.object_size as u64),
             not_scanned: None,
             dump: clusters.first().map(|c| scan::dump(&c.representative.bytes, symbols)).unwrap_or_default(),
         });

@@ -240,7 +240,7 @@ pub struct Trend {
 pub struct CheckReport {
     /// The kind of memory that leaks, or "none".
     pub verdict: Verdict,
-    /// Why: "threshold", "trend", or null for "none".
+    /// Why: "threshold", "trend", "history", or null for "none".
     pub reason: Option<&'static str>,
     /// `MemTotal`.
     pub mem_total: u64,
@@ -258,6 +258,9 @@ pub struct CheckReport {
     pub thresholds: Thresholds,
     /// The trend, when `--trend` was given.
     pub trend: Option<Trend>,
+    /// Growth over the recorded history, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<crate::history::HistoryReport>,
 }
 
 /// Apply the rule (and the trend, if any) to a measurement.
@@ -283,7 +286,35 @@ pub fn judge(usage: &Usage, thresholds: Thresholds, trend: Option<Trend>) -> Che
         over_threshold: over,
         thresholds,
         trend,
+        history: None,
     }
+}
+
+/// The history's name for a kind's category.
+pub fn category_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Slab => "slab_unreclaimable",
+        Kind::Vmalloc => "vmalloc",
+        Kind::Page => "alloc_pages",
+    }
+}
+
+/// Add the recorded history: below the thresholds and without a trend, a
+/// category growing steadily over this boot's samples is the verdict
+/// (reason "history"), the fastest first.
+pub fn with_history(mut report: CheckReport, history: crate::history::HistoryReport) -> CheckReport {
+    if report.verdict == Verdict::None {
+        let growing = Kind::ALL
+            .into_iter()
+            .filter_map(|k| history.category(category_name(k)).filter(|g| g.growing).map(|g| (k, g.slope_bytes_per_day)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((kind, _)) = growing {
+            report.verdict = Verdict::from(kind);
+            report.reason = Some("history");
+        }
+    }
+    report.history = Some(history);
+    report
 }
 
 /// Least squares over (seconds, bytes): (slope, R²).

@@ -176,9 +176,71 @@ impl<'a> Explainer<'a> {
     }
 }
 
+/// A BTF type the objects of a cache may be: labelled a candidate, with
+/// the evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TypeCandidate {
+    /// `struct NAME`.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// Why it is a candidate.
+    pub evidence: String,
+}
+
+/// Candidates for the type of a dedicated cache's objects, from vmlinux
+/// BTF: a struct named exactly like the cache (`task_struct`,
+/// `vm_area_struct`) no larger than its objects (x86 appends the FPU state
+/// to task_struct, so the object may be larger); or named like its stem
+/// (`files_cache` → `files_struct`, `kernfs_node_cache` → `kernfs_node`)
+/// whose size is the object size exactly (KMEM_CACHE() and
+/// kmem_cache_create(…, sizeof(struct …)) make it so). kmalloc caches hold
+/// any type: none. Absent when unsure.
+pub fn type_candidates(types: &sysak_kernel::layout::KernelTypes, cache: &str, object_size: u64) -> Vec<TypeCandidate> {
+    if crate::slab::is_kmalloc_family(cache) {
+        return Vec::new();
+    }
+    let name = cache.replace('-', "_");
+    let stem = ["_cachep", "_cache"].iter().find_map(|suffix| name.strip_suffix(suffix)).unwrap_or(&name);
+    let mut tried = vec![(name.clone(), true), (stem.to_string(), false), (format!("{stem}_struct"), false)];
+    tried.dedup_by(|a, b| a.0 == b.0);
+    tried
+        .into_iter()
+        .filter_map(|(candidate, exact_name)| {
+            let size = types.struct_layout(&candidate).ok().flatten()?.size as u64;
+            let evidence = match (exact_name, size == object_size) {
+                (_, true) => format!("named like the cache, and sizeof is its object size ({object_size} bytes)"),
+                (true, false) if size < object_size => {
+                    format!("the cache's name; sizeof {size} bytes, objects {object_size} (a variable part appended)")
+                }
+                _ => return None,
+            };
+            Some(TypeCandidate { type_name: format!("struct {candidate}"), evidence })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dedicated_caches_have_their_struct_as_candidate() {
+        let Ok(types) = sysak_kernel::layout::KernelTypes::load(std::path::Path::new("/sys/kernel/btf/vmlinux")) else {
+            panic!("these tests run on a kernel with BTF (kernel-notes)");
+        };
+        let size = |cache: &str| -> u64 {
+            std::fs::read_to_string(format!("/sys/kernel/slab/{cache}/object_size")).unwrap().trim().parse().unwrap()
+        };
+        let names = |cache: &str, object_size| -> Vec<String> {
+            type_candidates(&types, cache, object_size).into_iter().map(|c| c.type_name).collect()
+        };
+        assert_eq!(names("task_struct", size("task_struct")), ["struct task_struct"]);
+        assert_eq!(names("files_cache", size("files_cache")), ["struct files_struct"]);
+        assert_eq!(names("kernfs_node_cache", size("kernfs_node_cache")), ["struct kernfs_node"]);
+        assert!(names("files_cache", size("files_cache") + 8).is_empty(), "a stem whose size does not match is no candidate");
+        assert!(names("task_struct", 64).is_empty(), "objects smaller than the struct are not it");
+        assert!(names("kmalloc-512", 512).is_empty(), "kmalloc holds any type");
+    }
 
     #[test]
     fn poison_values_are_named() {

@@ -16,6 +16,7 @@ mod census;
 pub mod check;
 mod explain;
 mod growth;
+mod history;
 mod offline;
 mod options;
 mod page;

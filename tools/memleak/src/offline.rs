@@ -10,7 +10,7 @@ use sysak_kernel::symbols::Kallsyms;
 
 use crate::census::{self, Census};
 use crate::check::Kind;
-use crate::explain::Explainer;
+use crate::explain::{self, Explainer};
 use crate::options::Options;
 use crate::report::{Scan, TraceReport};
 use crate::scan::{self, Scanner};
@@ -37,6 +37,7 @@ pub fn run(options: &Options, vmcore: &Path, kallsyms: &Path) -> anyhow::Result<
         tracer_note: Some("offline: a memory dump has no allocation trace".into()),
         scan: Scan {
             data_symbols: Some(data_symbols),
+            type_candidates: explain::type_candidates(scanner.types(), &cache.name, cache.object_size as u64),
             ..scan::section("vmcore", &clusters, &stats, 0, &symbols, &Explainer::new(&scanner, &symbols, Vec::new()))
         },
         leak_function_note: Some(

@@ -203,6 +203,9 @@ fn render_scan(out: &mut String, r: &TraceReport, lang: Lang) {
     for (i, c) in scan.clusters.iter().enumerate().skip(1) {
         let _ = writeln!(out, "  {} #{}: {} ({:.0}%) at {}", l("cluster"), i + 1, c.similar_objects, c.share * 100.0, c.object_address);
     }
+    for t in &scan.type_candidates {
+        let _ = writeln!(out, "{}: {} ({})", l("type candidate"), t.type_name, t.evidence);
+    }
     if let Some(source) = &scan.data_symbols {
         let _ = writeln!(out, "{}: {source}", l("data symbols"));
     }
@@ -234,6 +237,9 @@ pub fn census(census: Option<&Census>, lang: Lang, dump: bool) -> String {
         let sample = if cache.sample_stride > 1 { format!(", every {}th slab read", cache.sample_stride) } else { String::new() };
         let _ =
             writeln!(out, "  {} {:>10} {:>10} {}{sample}", pad(&cache.cache, 24), human_bytes(cache.bytes), cache.objects, l("objects"));
+        for t in &cache.type_candidates {
+            let _ = writeln!(out, "      {}: {} ({})", l("type candidate"), t.type_name, t.evidence);
+        }
         if let Some(why) = &cache.not_scanned {
             let _ = writeln!(out, "      {}: {why}", l("not scanned"));
         }

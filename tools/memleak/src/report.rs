@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::check::Kind;
-use crate::explain::Word;
+use crate::explain::{TypeCandidate, Word};
 
 /// One call site with allocations still outstanding at the window's end.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -73,6 +73,9 @@ pub struct Scan {
     /// (CONFIG_KALLSYMS_ALL)", a System.map), or why there are none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_symbols: Option<String>,
+    /// BTF types the cache's objects may be (dedicated caches only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub type_candidates: Vec<TypeCandidate>,
 }
 
 /// One cluster of similar objects in the scanned cache.

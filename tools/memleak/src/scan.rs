@@ -438,6 +438,7 @@ pub fn section(
         truncated: stats.truncated,
         unreadable_outstanding,
         data_symbols: None,
+        type_candidates: Vec::new(),
     }
 }
 

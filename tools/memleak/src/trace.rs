@@ -12,7 +12,7 @@ use sysak_kernel::trace::bpf_outstanding::{OutstandingTracer, StackPolicy};
 use sysak_kernel::trace::Tracefs;
 
 use crate::check::Kind;
-use crate::explain::Explainer;
+use crate::explain::{self, Explainer};
 use crate::growth::{self, Growth};
 use crate::options::{Options, TracerChoice};
 use crate::page;
@@ -244,7 +244,10 @@ fn scan_and_mark(scanner: &mut Scanner, cache: &str, outstanding: &mut Outstandi
     };
     let vmalloc = ProcFs::default().read_vmallocinfo().unwrap_or_default();
     let explainer = Explainer::new(scanner, symbols, vmalloc);
-    let scan = scan::section(scanner.backend(), &clusters, &stats, unreadable, symbols, &explainer);
+    let scan = Scan {
+        type_candidates: explain::type_candidates(scanner.types(), &target.name, target.object_size as u64),
+        ..scan::section(scanner.backend(), &clusters, &stats, unreadable, symbols, &explainer)
+    };
     Marked { scan, marks, dropped_as_freed, dropped_not_in_cache }
 }
 
