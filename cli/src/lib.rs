@@ -18,4 +18,5 @@ pub mod i18n;
 pub mod output;
 pub mod plugin;
 pub mod progress;
+pub mod prometheus;
 pub mod tool;

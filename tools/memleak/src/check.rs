@@ -195,6 +195,28 @@ pub enum Verdict {
     None,
 }
 
+impl Verdict {
+    /// The verdict as the CLI and JSON spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Slab => "slab",
+            Verdict::Page => "page",
+            Verdict::Vmalloc => "vmalloc",
+            Verdict::None => "none",
+        }
+    }
+
+    /// The kind that leaks, if any.
+    pub fn kind(self) -> Option<Kind> {
+        match self {
+            Verdict::Slab => Some(Kind::Slab),
+            Verdict::Page => Some(Kind::Page),
+            Verdict::Vmalloc => Some(Kind::Vmalloc),
+            Verdict::None => None,
+        }
+    }
+}
+
 impl From<Kind> for Verdict {
     fn from(kind: Kind) -> Verdict {
         match kind {

@@ -17,9 +17,11 @@ pub mod check;
 mod explain;
 mod growth;
 mod history;
+mod metrics;
 mod offline;
 mod options;
 mod page;
+mod plot;
 mod render;
 pub mod report;
 mod scan;
@@ -32,7 +34,7 @@ mod vmap;
 
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
 use sysak_cli::output::{self, Format};
-use sysak_cli::tool::{self, Needs, Outcome, Tool};
+use sysak_cli::tool::{self, Needs, Outcome, Tool, UsageError};
 use sysak_kernel::procfs::ProcFs;
 
 use check::{Kind, Verdict};
@@ -105,6 +107,36 @@ pub fn command() -> Command {
                 .long("dump")
                 .action(ArgAction::SetTrue)
                 .help("Put the representative object's raw bytes in JSON too (they may hold keys or credentials)"),
+        )
+        .arg(
+            Arg::new("record")
+                .long("record")
+                .action(ArgAction::SetTrue)
+                .conflicts_with_all(["type", "vmcore"])
+                .help("Append a sample of this host to the history, then print the check with it (for a timer)"),
+        )
+        .arg(
+            Arg::new("history").long("history").value_name("FILE").help(
+                "History file to record into and judge growth from [default: /var/lib/sysak/memleak-history.jsonl, read when it exists]",
+            ),
+        )
+        .arg(
+            Arg::new("history-min-rate")
+                .long("history-min-rate")
+                .value_name("RATE")
+                .help("Growth over the history that counts as a leak: SIZE per second, or SIZE/h, SIZE/day [default: 1M/day]"),
+        )
+        .arg(
+            Arg::new("textfile")
+                .long("textfile")
+                .value_name("FILE")
+                .help("Also write the check as Prometheus metrics to FILE, atomically (node_exporter's textfile collector)"),
+        )
+        .arg(
+            Arg::new("plot")
+                .long("plot")
+                .value_name("FILE.svg")
+                .help("Draw the history's series of this boot (categories and growing caches) as SVG"),
         )
         .arg(
             Arg::new("census")
@@ -196,31 +228,47 @@ pub fn command() -> Command {
             Arg::new("trend-min-rate")
                 .long("trend-min-rate")
                 .value_name("SIZE")
-                .help("Growth per second that counts as a trend [default: 256K]"),
+                .help("Growth that counts as a trend: SIZE per second, or SIZE/h, SIZE/day [default: 256K]"),
         )
-        .arg(output::format_arg())
+        .arg(
+            output::format_arg()
+                .value_parser(["table", "json", "prometheus"])
+                .help("Output format: a table, one JSON document, or Prometheus metrics (--check and --record)"),
+        )
         .arg(sysak_cli::i18n::lang_arg())
         .after_help(
             "Examples:\n  sysak memleak --check                 verdict from /proc/meminfo and /proc/vmallocinfo\n  \
              sysak memleak --check --trend 60      ... and flag steady growth over a minute\n  \
              sysak memleak --check --format json   for fleets: one JSON document per host\n  \
              sysak memleak --check --census        ... and who holds the unreclaimable memory\n  \
+             sysak memleak --record --textfile /var/lib/prometheus/node-exporter/sysak.prom\n  \
+             \x20                                     record a sample (hourly timer) and refresh the metrics\n  \
+             sysak memleak --check --history FILE --plot growth.svg   growth over the recorded history\n  \
              sysak memleak -t slab -n kmalloc-256 -i 30 -s   who holds kmalloc-256 objects\n\n\
              Exit status: 0 no leak, 1 leak found, 2 usage error, 3 environment error.",
         )
 }
 
 fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome> {
-    let options = Options::resolve(matches, context.config)?;
+    let mut options = Options::resolve(matches, context.config)?;
     sysak_kernel::signal::install();
     let procfs = ProcFs::default();
+    let prometheus = matches.get_one::<String>("format").is_some_and(|f| f == "prometheus");
     let format = Format::from_matches(matches);
     let lang = sysak_cli::i18n::Lang::resolve(matches, context.config);
+    let check_mode = options.check_only || options.record;
+    if (prometheus || options.textfile.is_some()) && !check_mode {
+        return Err(UsageError("--format prometheus and --textfile go with --check or --record".into()).into());
+    }
     if let (Some(vmcore), Some(kallsyms)) = (matches.get_one::<String>("vmcore"), matches.get_one::<String>("kallsyms")) {
         let (mut report, census) = offline::run(&options, std::path::Path::new(vmcore), std::path::Path::new(kallsyms))?;
         print_trace(&mut report, census, format, lang, options.dump)?;
         // One dump shows no growth: the cluster is evidence, not a verdict.
         return Ok(Outcome::Clean);
+    }
+    if options.record {
+        let samples = history::record(&procfs, &options.history).map_err(|e| UsageError(e.to_string()))?;
+        eprintln!("sysak memleak: recorded sample {samples} in {}", options.history.display());
     }
     let kind = match options.trace_type.as_deref() {
         Some("slab") => Kind::Slab,
@@ -228,17 +276,35 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
         Some("vmalloc") => Kind::Vmalloc,
         _ => {
             let report = options.run_check(&procfs)?;
-            let leaking = match report.verdict {
-                Verdict::Slab => Some(Kind::Slab),
-                Verdict::Page => Some(Kind::Page),
-                Verdict::Vmalloc => Some(Kind::Vmalloc),
-                Verdict::None => None,
-            };
-            match (options.check_only, leaking) {
-                (false, Some(kind)) => kind,
-                (check_only, _) => {
+            if let Some(path) = &options.plot {
+                plot::draw(&options.history, path, &report).map_err(|e| UsageError(e.to_string()))?;
+            }
+            if check_mode && (prometheus || options.textfile.is_some()) {
+                let text = metrics::exposition(&report, &census::live_candidates(&procfs, metrics::TOP_CACHES)?, unix_now());
+                if let Some(path) = &options.textfile {
+                    sysak_cli::prometheus::write_textfile(path, &text)
+                        .map_err(|e| UsageError(format!("--textfile {}: {e}", path.display())))?;
+                }
+                if prometheus {
+                    print!("{text}");
+                    return Ok(check_outcome(&report));
+                }
+            }
+            match (check_mode, report.verdict.kind()) {
+                (false, Some(kind)) => {
+                    // The history names the cache that grows: trace it.
+                    if let (Kind::Slab, None, Some(h)) = (kind, &options.cache, &report.history) {
+                        if let Some(top) = h.growing_caches.first() {
+                            options.cache = Some(top.name.clone());
+                            options.cache_reason =
+                                Some(format!("the history's fastest-growing cache: {:+.0} bytes a day", top.slope_bytes_per_day));
+                        }
+                    }
+                    kind
+                }
+                (check_mode, _) => {
                     // Nothing to trace: say who holds the memory instead.
-                    let census = (options.census || !check_only).then(|| take_census(&procfs, &options)).transpose()?;
+                    let census = (options.census || !check_mode).then(|| take_census(&procfs, &options)).transpose()?;
                     return print_check(&report, census, format, lang, options.dump);
                 }
             }
@@ -253,6 +319,18 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
     print_trace(&mut report, census, format, lang, options.dump)?;
     // 1 only when a leak is judged: outstanding turnover is not a leak.
     Ok(if report.leak { Outcome::Found } else { Outcome::Clean })
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn check_outcome(report: &check::CheckReport) -> Outcome {
+    if report.verdict == Verdict::None {
+        Outcome::Clean
+    } else {
+        Outcome::Found
+    }
 }
 
 fn take_census(procfs: &ProcFs, options: &Options) -> anyhow::Result<census::Census> {
@@ -313,5 +391,5 @@ fn print_check(
         }
         Format::Table => output::print_text(&(render::check(report, lang) + &render::census(census.as_ref(), lang, dump)))?,
     }
-    Ok(if report.verdict == Verdict::None { Outcome::Clean } else { Outcome::Found })
+    Ok(check_outcome(report))
 }

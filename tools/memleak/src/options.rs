@@ -1,6 +1,7 @@
 //! Options from the command line, then `[memleak]` in the configuration,
 //! then built-in defaults — in that order of precedence.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::ArgMatches;
@@ -25,7 +26,7 @@ pub struct MemleakConfig {
     pub pct_threshold: Option<f64>,
     /// `min_threshold = "1.5G"`.
     pub min_threshold: Option<String>,
-    /// `trend_min_rate = "256K"` (per second).
+    /// `trend_min_rate = "256K"` (per second; or "20G/day").
     pub trend_min_rate: Option<String>,
     /// `interval = 60`: trace window, seconds.
     pub interval: Option<u64>,
@@ -35,6 +36,10 @@ pub struct MemleakConfig {
     pub max_tracked: Option<usize>,
     /// `census_caches = 5`: caches a census scans.
     pub census_caches: Option<usize>,
+    /// `history = "/var/lib/sysak/memleak-history.jsonl"`.
+    pub history: Option<String>,
+    /// `history_min_rate = "1M/day"`: history growth that counts.
+    pub history_min_rate: Option<String>,
 }
 
 /// `--tracer`.
@@ -69,6 +74,38 @@ pub struct Options {
     pub census_caches: usize,
     /// `--dump`: raw object bytes in JSON too.
     pub dump: bool,
+    /// `--record`: append a sample to the history first.
+    pub record: bool,
+    /// The history file: `--history`, the configuration, or the default.
+    pub history: PathBuf,
+    /// Whether `--history` named it (then it must exist).
+    pub history_named: bool,
+    /// Growth over the history that counts, bytes per second.
+    pub history_min_rate: f64,
+    /// `--textfile FILE`: the metrics, written atomically.
+    pub textfile: Option<PathBuf>,
+    /// `--plot FILE.svg`.
+    pub plot: Option<PathBuf>,
+    /// Why the traced cache is the one in `cache`, when not given with -n
+    /// (the history names it).
+    pub cache_reason: Option<String>,
+}
+
+/// A rate: `SIZE` or `SIZE/s` per second, `SIZE/h`, `SIZE/day` (or `/d`).
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    let (size, per) = match text.split_once('/') {
+        Some((size, unit)) => (
+            size,
+            match unit {
+                "s" => 1.0,
+                "h" => 3600.0,
+                "d" | "day" => 86_400.0,
+                _ => return Err(format!("'{text}': the unit after / is s, h or day")),
+            },
+        ),
+        None => (text, 1.0),
+    };
+    parse_bytes(size).map(|b| b as f64 / per).map_err(|e| format!("'{text}': {e}"))
 }
 
 fn size(flag: &str, cli: Option<&String>, config: Option<&String>, default: u64) -> anyhow::Result<u64> {
@@ -95,7 +132,21 @@ impl Options {
         if !(1..=50).contains(&census_caches) {
             return Err(UsageError(format!("census_caches {census_caches}: use 1 to 50")).into());
         }
+        // Named on the command line, the history must exist; from the
+        // configuration it is only where the default lives.
+        let history_flag = m.get_one::<String>("history");
+        let history_min_rate = match m.get_one::<String>("history-min-rate").or(file.history_min_rate.as_ref()) {
+            Some(text) => parse_rate(text).map_err(|e| UsageError(format!("--history-min-rate {e}")))?,
+            None => 1e6 / 86_400.0,
+        };
         Ok(Options {
+            record: m.get_flag("record"),
+            history: history_flag.or(file.history.as_ref()).map(PathBuf::from).unwrap_or_else(|| crate::history::DEFAULT_PATH.into()),
+            history_named: history_flag.is_some(),
+            history_min_rate,
+            textfile: m.get_one::<String>("textfile").map(PathBuf::from),
+            plot: m.get_one::<String>("plot").map(PathBuf::from),
+            cache_reason: None,
             census: m.get_flag("census"),
             census_caches,
             dump: m.get_flag("dump"),
@@ -128,7 +179,10 @@ impl Options {
                 percent: m.get_one::<u32>("similarity").copied().unwrap_or(sysak_kernel::similarity::DEFAULT_PERCENT),
             },
             trend_window: m.get_one::<u64>("trend").map(|s| Duration::from_secs(*s)),
-            trend_min_rate: size("--trend-min-rate", m.get_one("trend-min-rate"), file.trend_min_rate.as_ref(), 256 << 10)?,
+            trend_min_rate: match m.get_one::<String>("trend-min-rate").or(file.trend_min_rate.as_ref()) {
+                Some(text) => parse_rate(text).map_err(|e| UsageError(format!("--trend-min-rate {e}")))?.ceil() as u64,
+                None => 256 << 10,
+            },
         })
     }
 
@@ -137,7 +191,8 @@ impl Options {
         crate::census::CensusOptions { caches: self.census_caches, percent: self.scan.percent }
     }
 
-    /// The check, with the trend when asked for.
+    /// The check, with the trend when asked for, and the history when
+    /// one was named or the default one exists.
     pub fn run_check(&self, procfs: &ProcFs) -> anyhow::Result<CheckReport> {
         let trend = match self.trend_window {
             Some(window) => {
@@ -146,6 +201,11 @@ impl Options {
             }
             None => None,
         };
-        Ok(check::judge(&Usage::measure(procfs)?, self.thresholds, trend))
+        let report = check::judge(&Usage::measure(procfs)?, self.thresholds, trend);
+        if !self.history_named && !self.history.exists() {
+            return Ok(report);
+        }
+        let history = crate::history::analyse(procfs, &self.history, self.history_min_rate).map_err(|e| UsageError(e.to_string()))?;
+        Ok(check::with_history(report, history))
     }
 }

@@ -40,6 +40,34 @@ pub fn check(r: &CheckReport, lang: Lang) -> String {
             let _ = writeln!(out, "  {:<8} {:>+12.0} B/s  R²={:.2}  {:+} B{flag}", c.kind.name(), c.rate_bytes_per_s, c.r2, c.growth_bytes);
         }
     }
+    if let Some(h) = &r.history {
+        let _ = writeln!(
+            out,
+            "\n{} {} ({} samples of this boot over {:.1} h, {} in the file; growing means >= {}/day, R² >= 0.8):",
+            l("history"),
+            h.file,
+            h.samples,
+            h.span_s / 3600.0,
+            h.samples_in_file,
+            human_bytes(h.min_rate_bytes_per_day as u64)
+        );
+        for g in h.categories.iter().chain(&h.growing_caches) {
+            let flag = if g.growing { "  growing" } else { "" };
+            let sign = if g.slope_bytes_per_day < 0.0 { "-" } else { "+" };
+            let _ = writeln!(
+                out,
+                "  {} {:>10} {sign}{:>9}/day  R²={:.2}  {}{flag}",
+                pad(&g.name, 24),
+                human_bytes(g.last_bytes),
+                human_bytes(g.slope_bytes_per_day.abs() as u64),
+                g.r2,
+                g.sparkline
+            );
+        }
+        for note in &h.notes {
+            let _ = writeln!(out, "  note: {note}");
+        }
+    }
     let t = &r.thresholds;
     let rule = format!(
         "a category leaks at >= {}, or > {}% of MemTotal and > {}",
@@ -49,19 +77,11 @@ pub fn check(r: &CheckReport, lang: Lang) -> String {
     );
     let _ = match (r.verdict, r.reason) {
         (Verdict::None, _) => writeln!(out, "\n{}: none ({rule})", l("verdict")),
-        (v, Some("trend")) => writeln!(out, "\n{}: {} (steady growth; {rule})", l("verdict"), verdict_name(v)),
-        (v, _) => writeln!(out, "\n{}: {} ({rule})", l("verdict"), verdict_name(v)),
+        (v, Some("trend")) => writeln!(out, "\n{}: {} (steady growth; {rule})", l("verdict"), v.name()),
+        (v, Some("history")) => writeln!(out, "\n{}: {} (steady growth over the recorded history; {rule})", l("verdict"), v.name()),
+        (v, _) => writeln!(out, "\n{}: {} ({rule})", l("verdict"), v.name()),
     };
     out
-}
-
-fn verdict_name(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Slab => "slab",
-        Verdict::Page => "page",
-        Verdict::Vmalloc => "vmalloc",
-        Verdict::None => "none",
-    }
 }
 
 /// The trace report as text, in the original sysak's layout: the call

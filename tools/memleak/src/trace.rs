@@ -62,7 +62,10 @@ impl Traced {
 
 /// `-t slab`.
 pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
-    let target = slab::choose_target(procfs, options.cache.as_deref())?;
+    let mut target = slab::choose_target(procfs, options.cache.as_deref())?;
+    if let (SlabTarget::Cache { reason, .. }, Some(why)) = (&mut target, &options.cache_reason) {
+        reason.clone_from(why);
+    }
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok();
     let (symbols, data_symbols) =
         scan::with_data_symbols(Kallsyms::load(Path::new("/proc"))?, options.scan.system_map.as_deref(), release.as_deref().map(str::trim));

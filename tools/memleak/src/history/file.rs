@@ -176,22 +176,31 @@ fn rewrite(path: &Path, host: &str, samples: &[Sample]) -> Result<(), HistoryErr
 /// repeated thinning keeps recent samples dense and old ones sparse; the
 /// first sample of the boot is kept, for the span).
 pub fn thin(samples: &mut Vec<Sample>, budget: usize) {
-    let size = |s: &[Sample]| s.iter().map(|x| line_of(x).len()).sum::<usize>();
-    while size(samples) > budget && samples.len() > 2 {
-        let current = samples.last().map(|s| s.boot_id.clone()).unwrap_or_default();
-        if samples.first().is_some_and(|s| s.boot_id != current) {
-            let first_boot = samples[0].boot_id.clone();
-            samples.retain(|s| s.boot_id != first_boot);
-            continue;
-        }
-        let half = samples.len() / 2;
+    let mut kept: Vec<(Sample, usize)> = samples
+        .drain(..)
+        .map(|s| {
+            let bytes = line_of(&s).len();
+            (s, bytes)
+        })
+        .collect();
+    let mut size: usize = kept.iter().map(|k| k.1).sum();
+    while size > budget && kept.len() > 2 {
+        let current = kept.last().map(|k| k.0.boot_id.clone()).unwrap_or_default();
+        let first_boot = kept[0].0.boot_id.clone();
+        let half = kept.len() / 2;
         let mut i = 0;
-        samples.retain(|_| {
+        kept.retain(|(s, n)| {
             i += 1;
-            // Keep the first, drop every other one of the older half.
-            i == 1 || i > half || i % 2 == 1
+            // Older boots go first; then, in this boot, every other sample
+            // of the older half (the first kept).
+            let keep = if first_boot != current { s.boot_id != first_boot } else { i == 1 || i > half || i % 2 == 1 };
+            if !keep {
+                size -= n;
+            }
+            keep
         });
     }
+    samples.extend(kept.into_iter().map(|k| k.0));
 }
 
 /// Append `sample` to `path` (created with its directory when missing),
@@ -307,13 +316,13 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("h.jsonl");
         let mut big = sample("a", 0.0, 0);
-        big.caches = (0..200).map(|i| (format!("cache-{i}"), [i * 4096, i])).collect();
-        for i in 0..600 {
+        big.caches = (0..300).map(|i| (format!("cache-{i}"), [i * 4096, i])).collect();
+        for i in 0..250 {
             append(&path, &Sample { uptime_s: i as f64, ..big.clone() }).unwrap();
             assert!(std::fs::metadata(&path).unwrap().len() as usize <= MAX_BYTES);
         }
         let h = load(&path).unwrap();
-        assert_eq!(h.samples.last().unwrap().uptime_s, 599.0);
+        assert_eq!(h.samples.last().unwrap().uptime_s, 249.0);
         assert!(h.samples.len() > 50, "thinning keeps a useful series: {}", h.samples.len());
         std::fs::remove_dir_all(&dir).unwrap();
     }

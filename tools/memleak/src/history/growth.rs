@@ -99,14 +99,11 @@ fn series(name: &str, samples: &[&Sample], value: impl Fn(&Sample) -> Option<u64
 
 /// Judge the series of `boot_id` (this boot) in `history`.
 pub fn analyse(history: &History, file: &str, boot_id: &str, min_rate_per_s: f64) -> HistoryReport {
-    // Within a boot uptime only goes forward; a sample that goes back
-    // (a restored file, a bad clock in a copy) is not part of the series.
-    let mut current: Vec<&Sample> = Vec::new();
-    for s in history.samples.iter().filter(|s| s.boot_id == boot_id) {
-        if current.last().map_or(true, |last| s.uptime_s > last.uptime_s) {
-            current.push(s);
-        }
-    }
+    // Time is seconds since boot: the wall clock may jump (NTP, a manual
+    // date), uptime does not. Two recorders at once may append in the
+    // other order than they sampled: sort.
+    let mut current: Vec<&Sample> = history.samples.iter().filter(|s| s.boot_id == boot_id).collect();
+    current.sort_by(|a, b| a.uptime_s.total_cmp(&b.uptime_s));
     let mut boots: Vec<&str> = history.samples.iter().map(|s| s.boot_id.as_str()).collect();
     boots.sort_unstable();
     boots.dedup();
@@ -155,7 +152,7 @@ mod tests {
 
     fn sample(boot: &str, uptime: f64, slab: u64, cache: u64) -> Sample {
         Sample {
-            time: 0,
+            time: 1_800_000_000 + uptime as u64,
             boot_id: boot.into(),
             uptime_s: uptime,
             categories: [("slab_unreclaimable".to_string(), slab), ("vmalloc".to_string(), 5 << 20)].into(),
@@ -187,10 +184,17 @@ mod tests {
         assert_eq!((report.samples, report.boots), (3, 2));
         assert!(report.categories.iter().all(|c| !c.growing && c.growth_bytes == 0));
         assert!(report.notes[0].contains("3 samples of this boot"), "{:?}", report.notes);
-        // A sample whose uptime goes back is not part of the series.
-        samples.push(sample("new", 10.0, 999 << 20, 999 << 20));
+        // The wall clock jumps back a day; uptime goes on: no growth made.
+        let mut jumped = sample("new", 63.0, 100 << 20, 0);
+        jumped.time -= 86_400;
+        samples.push(jumped);
+        let report = analyse(&History { samples: samples.clone(), torn_tail: false }, "f", "new", 1.0);
+        assert_eq!(report.samples, 4);
+        assert!(report.categories.iter().all(|c| !c.growing && c.growth_bytes == 0));
+        // Appended out of order (two recorders at once): the series is sorted.
+        samples.push(sample("new", 61.5, 100 << 20, 0));
         let report = analyse(&History { samples, torn_tail: false }, "f", "new", 1.0);
-        assert_eq!(report.samples, 3);
+        assert_eq!((report.samples, report.span_s), (5, 3.0));
     }
 
     #[test]

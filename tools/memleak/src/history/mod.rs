@@ -11,7 +11,7 @@ use std::path::Path;
 use sysak_kernel::procfs::ProcFs;
 
 use crate::check::Usage;
-pub use file::{History, HistoryError, Sample, DEFAULT_PATH};
+pub use file::{Sample, DEFAULT_PATH};
 pub use growth::HistoryReport;
 
 /// Caches smaller than this are left out of a sample: it keeps a sample
