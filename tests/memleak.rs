@@ -456,3 +456,37 @@ fn offline_mode_needs_no_root_and_refuses_non_dumps() {
     let out = run_as_nobody(&base, &["memleak", "--check"]);
     assert!(stderr(&out).contains("needs root"), "{}", stderr(&out));
 }
+
+#[test]
+fn folded_page_stacks_weigh_outstanding_pages() {
+    let _lock = kernel_lock();
+    const PIPES: usize = 32;
+    const PAGES_EACH: usize = 256;
+    let scratch = Scratch::new("folded");
+    let mut command = sysak(&scratch, &[]);
+    command.args(["memleak", "-t", "page", "-i", "3", "-r", "25", "-s", "--format", "folded"]);
+    let child = start_window(command);
+    let held: Vec<_> = (0..PIPES)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            common::pipes::PipePages::fill(1, PAGES_EACH).unwrap()
+        })
+        .collect();
+    let out = child.finish();
+    drop(held);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    let text = stdout(&out);
+    let stacks = parse_folded(&text);
+    let pipe: Vec<&(Vec<String>, u64)> = stacks.iter().filter(|(f, _)| f.iter().any(|f| f.contains("pipe_write"))).collect();
+    let pages: u64 = pipe.iter().map(|(_, w)| w).sum();
+    let expected = (PIPES * PAGES_EACH) as u64;
+    assert!(pages.abs_diff(expected) <= expected / 50, "{pages} pages under pipe_write, expected {expected} ± 2 %:\n{text}");
+    for (frames, _) in &pipe {
+        let at = frames.iter().position(|f| f.contains("pipe_write")).unwrap();
+        assert!(at > 0 && at < frames.len() - 1, "outermost first, the allocator innermost: {frames:?}");
+    }
+    assert!(!text.contains("+0x"), "frames are functions, not offsets:\n{text}");
+    let bad = sysak(&scratch, &[]).args(["memleak", "-t", "page", "--format", "folded"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("-t page -s"), "{}", stderr(&bad));
+}

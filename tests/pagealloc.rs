@@ -103,3 +103,28 @@ fn sigkill_leaves_no_kernel_state() {
     assert_eq!(host_tracefs_state(), before, "tracefs state changed");
     assert_eq!(host_mounts_tracefs(), mounted_before, "tracefs mount leaked into the host namespace");
 }
+
+/// `-s --format folded`: the pipe writer's stacks weigh the pages it
+/// allocated in the window.
+#[test]
+fn folded_stacks_weigh_pages_allocated() {
+    let _lock = kernel_lock();
+    let scratch = Scratch::new("pagealloc-folded");
+    let mut command = sysak(&scratch, &[]);
+    command.args(["pagealloc", "-i", "3", "-s", "--format", "folded"]);
+    let child = start_window(command);
+    let held: Vec<PipePages> = (0..PIPES)
+        .map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            PipePages::fill(1, PAGES_EACH).unwrap()
+        })
+        .collect();
+    let out = child.finish();
+    drop(held);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let pages: u64 = parse_folded(&text).iter().filter(|(f, _)| f.iter().any(|f| f.contains("pipe_write"))).map(|(_, w)| w).sum();
+    assert!(pages >= (PIPES * PAGES_EACH) as u64, "{pages} pages under pipe_write:\n{text}");
+    let bad = sysak(&scratch, &[]).args(["pagealloc", "--format", "folded"]).output().unwrap();
+    assert_eq!((bad.status.code(), stderr(&bad).lines().count()), (Some(2), 1), "{}", stderr(&bad));
+}

@@ -198,3 +198,13 @@ impl Running {
         out
     }
 }
+
+/// Parse folded stacks: (frames outermost first, weight).
+pub fn parse_folded(text: &str) -> Vec<(Vec<String>, u64)> {
+    text.lines()
+        .map(|l| {
+            let (stack, weight) = l.rsplit_once(' ').unwrap_or_else(|| panic!("no weight: {l}"));
+            (stack.split(';').map(String::from).collect(), weight.parse().unwrap_or_else(|_| panic!("weight of {l}")))
+        })
+        .collect()
+}

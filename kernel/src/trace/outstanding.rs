@@ -184,7 +184,22 @@ impl Outstanding {
         self.live.iter().map(|(k, a)| (*k, a))
     }
 
-    /// Totals per call site, most allocations first.
+    /// Outstanding bytes per stack id, most first (allocations without a
+    /// stack are left out): the weights of a flame graph.
+    pub fn by_stack(&self) -> Vec<(u32, u64)> {
+        let mut by: HashMap<u32, u64> = HashMap::new();
+        for a in self.live.values() {
+            if let Some(s) = a.stack {
+                *by.entry(s).or_default() += a.bytes;
+            }
+        }
+        let mut out: Vec<(u32, u64)> = by.into_iter().collect();
+        out.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        out
+    }
+
+    /// Outstanding allocations by call site, most first, each with its
+    /// commonest stack.
     pub fn by_call_site(&self) -> Vec<CallSiteTotal> {
         let mut sites: HashMap<u64, (CallSiteTotal, HashMap<u32, u64>)> = HashMap::new();
         for a in self.live.values() {

@@ -232,8 +232,8 @@ pub fn command() -> Command {
         )
         .arg(
             output::format_arg()
-                .value_parser(["table", "json", "prometheus"])
-                .help("Output format: a table, one JSON document, or Prometheus metrics (--check and --record)"),
+                .value_parser(["table", "json", "prometheus", "folded"])
+                .help("Output format: a table, one JSON document, Prometheus metrics (--check, --record), or folded stacks for a flame graph (-t slab|page -s)"),
         )
         .arg(sysak_cli::i18n::lang_arg())
         .after_help(
@@ -259,6 +259,10 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
     let check_mode = options.check_only || options.record;
     if (prometheus || options.textfile.is_some()) && !check_mode {
         return Err(UsageError("--format prometheus and --textfile go with --check or --record".into()).into());
+    }
+    let folded = matches.get_one::<String>("format").is_some_and(|f| f == "folded");
+    if folded && !(options.stacks && matches!(options.trace_type.as_deref(), Some("slab" | "page"))) {
+        return Err(UsageError("--format folded needs a traced window with stacks: -t slab -s or -t page -s".into()).into());
     }
     if let (Some(vmcore), Some(kallsyms)) = (matches.get_one::<String>("vmcore"), matches.get_one::<String>("kallsyms")) {
         let (mut report, census) = offline::run(&options, std::path::Path::new(vmcore), std::path::Path::new(kallsyms))?;
@@ -315,6 +319,11 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
         Kind::Page => trace::page(&options)?,
         Kind::Vmalloc => trace::vmalloc(&procfs, &options)?,
     };
+    if folded {
+        // Weighted by outstanding bytes (slab) or pages (page).
+        print!("{}", output::folded(&report.weighted_stacks));
+        return Ok(if report.leak { Outcome::Found } else { Outcome::Clean });
+    }
     let census = options.census.then(|| take_census(&procfs, &options)).transpose()?;
     print_trace(&mut report, census, format, lang, options.dump)?;
     // 1 only when a leak is judged: outstanding turnover is not a leak.

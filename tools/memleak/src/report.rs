@@ -147,6 +147,12 @@ pub struct TraceReport {
     pub traced_callsites: Vec<CallSite>,
     /// Call sites in all, before --top.
     pub callsites_total: usize,
+    /// With -s: every stack of the outstanding allocations (innermost
+    /// first) with its weight — bytes (slab) or pages (page) — for
+    /// `--format folded`. Not in JSON: `callsites[].stack` has the
+    /// commonest stack of each call site.
+    #[serde(skip)]
+    pub weighted_stacks: Vec<(Vec<String>, u64)>,
     /// Net growth over the window in objects, from the kernel's own count
     /// (one slab cache only; null otherwise or when not measured).
     pub growth_objects: Option<i64>,
@@ -208,6 +214,7 @@ impl TraceReport {
             dropped_stacks: 0,
             callsites: Vec::new(),
             callsites_total: 0,
+            weighted_stacks: Vec::new(),
             traced_callsites: Vec::new(),
             growth_objects: None,
             growth_bytes: None,

@@ -411,6 +411,11 @@ fn build_report(
         dropped_stacks: stacks.dropped + traced.dropped_stacks,
         callsites: callsites(&sites, stacks, symbols, traced.outcome.end_ns, options.top, count_unit, &marked.marks),
         callsites_total: sites.len(),
+        weighted_stacks: outstanding
+            .by_stack()
+            .into_iter()
+            .map(|(id, bytes)| (stacks.get(id).iter().map(|ip| symbols.format(*ip)).collect(), bytes / count_unit))
+            .collect(),
         dropped_as_freed: marked.dropped_as_freed,
         dropped_not_in_cache: marked.dropped_not_in_cache,
         scan: marked.scan,

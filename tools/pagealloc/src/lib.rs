@@ -24,7 +24,7 @@ use std::time::Duration;
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
 use serde::Serialize;
 use sysak_cli::output::{self, Format};
-use sysak_cli::tool::{self, Needs, Outcome, Tool};
+use sysak_cli::tool::{self, Needs, Outcome, Tool, UsageError};
 use sysak_kernel::procfs::{AllocSite, ProcFs};
 use sysak_kernel::trace::window::Window;
 
@@ -90,7 +90,11 @@ pub fn command() -> Command {
                 .default_value("1000000")
                 .help("Most outstanding allocations held in memory; more are counted"),
         )
-        .arg(output::format_arg())
+        .arg(
+            output::format_arg()
+                .value_parser(["table", "json", "folded"])
+                .help("Output format: a table, one JSON document, or folded stacks for a flame graph (with -s; pages allocated, or held with --outstanding)"),
+        )
         .after_help(
             "Examples:\n  sysak pagealloc -i 10            who allocates pages, by order, type and call site\n  \
              sysak pagealloc --outstanding -s  pages still held at the end, with stacks and ages\n  \
@@ -138,6 +142,10 @@ fn run(matches: &ArgMatches, _context: &tool::Context) -> anyhow::Result<Outcome
     }
     sysak_kernel::signal::install();
     let only_outstanding = matches.get_flag("outstanding");
+    let folded = matches.get_one::<String>("format").is_some_and(|f| f == "folded");
+    if folded && !matches.get_flag("stacks") {
+        return Err(UsageError("--format folded needs stacks: add -s".into()).into());
+    }
     let free_only_percent = matches.get_one::<u32>("free-only").copied().unwrap_or(if only_outstanding { 20 } else { 0 });
     let options = trace::TraceOptions {
         window: Window { total: Duration::from_secs(*matches.get_one::<u64>("interval").unwrap()), free_only_percent },
@@ -152,6 +160,10 @@ fn run(matches: &ArgMatches, _context: &tool::Context) -> anyhow::Result<Outcome
         sites
     });
     let found = !report.outstanding.is_empty();
+    if folded {
+        print!("{}", output::folded(if only_outstanding { &report.outstanding_stacks } else { &report.allocated_stacks }));
+        return Ok(if only_outstanding && found { Outcome::Found } else { Outcome::Clean });
+    }
     let out = TraceOutput { trace: report, tracer: "perf", allocinfo };
     match format {
         Format::Json => output::print_json(&out)?,

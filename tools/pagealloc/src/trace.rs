@@ -134,6 +134,13 @@ pub struct TraceReport {
     pub untracked_sites: u64,
     /// Allocations not tracked as outstanding (table full).
     pub untracked_outstanding: u64,
+    /// With -s: every stack (innermost first) weighted by the pages it
+    /// allocated in the window, for `--format folded`.
+    #[serde(skip)]
+    pub allocated_stacks: Vec<(Vec<String>, u64)>,
+    /// The same, weighted by the pages still held at the window's end.
+    #[serde(skip)]
+    pub outstanding_stacks: Vec<(Vec<String>, u64)>,
 }
 
 /// Migratetype names (include/linux/mmzone.h: the first three are fixed;
@@ -330,5 +337,13 @@ fn report(
         age_histogram,
         untracked_sites: totals.untracked_sites,
         untracked_outstanding: outstanding.overflow,
+        allocated_stacks: {
+            let mut pages: HashMap<u32, u64> = HashMap::new();
+            for (id, n) in totals.sites.values().flat_map(|t| t.stacks.iter()) {
+                *pages.entry(*id).or_default() += n;
+            }
+            pages.into_iter().map(|(id, n)| (render_stack(Some(id)), n)).collect()
+        },
+        outstanding_stacks: outstanding.by_stack().into_iter().map(|(id, bytes)| (render_stack(Some(id)), bytes / page_size)).collect(),
     }
 }
