@@ -35,9 +35,17 @@ const PAGES_EACH: usize = 128;
 #[test]
 fn trace_attributes_pipe_pages() {
     let _lock = kernel_lock();
+    // perf and BPF with every stack unwound count call sites exactly; BPF
+    // without -s unwinds 1 in 16 and scales (estimates).
+    for (args, exact) in [(&["--tracer", "perf"][..], true), (&["--tracer", "bpf", "-s"][..], true), (&["--tracer", "bpf"][..], false)] {
+        pipe_pages_attributed(args, exact);
+    }
+}
+
+fn pipe_pages_attributed(args: &[&str], exact: bool) {
     let scratch = Scratch::new("pagealloc");
     let mut command = sysak(&scratch, &[]);
-    command.args(["pagealloc", "-i", "3", "-r", "25", "--format", "json"]);
+    command.args(["pagealloc", "-i", "3", "-r", "25", "--format", "json"]).args(args);
     let child = start_window(command);
     let held: Vec<PipePages> = (0..PIPES)
         .map(|_| {
@@ -47,18 +55,32 @@ fn trace_attributes_pipe_pages() {
         .collect();
     let out = child.finish();
     drop(held);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
     let doc = json(&out);
-    assert_eq!(doc["lost_events"], 0, "{doc}");
+    assert_eq!(doc["tracer"], args[1], "{doc}");
+    // Lost events are real (BPF recursion misses): counted, not asserted away.
+    assert!(doc["lost_events"].is_u64(), "{doc}");
+    assert_eq!(doc["estimated"].as_array().unwrap().is_empty(), exact, "{doc}");
     let pages = (PIPES * PAGES_EACH) as u64;
     let pipe = |list: &serde_json::Value| {
         list.as_array().unwrap().iter().find(|s| s["function"].as_str().unwrap().contains("pipe_write")).cloned()
     };
-    let allocated = pipe(&doc["top_allocators"]).unwrap_or_else(|| panic!("no pipe writer among the allocators: {doc}"));
-    assert!(allocated["pages"].as_u64().unwrap() >= pages, "{allocated}");
-    let held = pipe(&doc["outstanding"]).unwrap_or_else(|| panic!("pipe pages not outstanding: {doc}"));
-    let n = held["pages"].as_u64().unwrap();
-    assert!(n.abs_diff(pages) <= pages / 50, "{n} pages held, expected {pages} ± 2 %");
+    // Exact: all of them (and a few of the test's own); estimated: within
+    // a third (1 in 16 of 4096 pages is ~256 unwound, a few percent off).
+    let close = |n: u64, what: &str| {
+        let lost = doc["lost_stacks"].as_u64().unwrap() * doc["stacks_sampled_every"].as_u64().unwrap();
+        let ok = if exact { n + lost >= pages && n <= pages + pages / 50 } else { n.abs_diff(pages) <= pages / 3 };
+        assert!(ok, "{args:?}: {what}: {n} pipe pages (lost stacks {lost}), expected {pages}: {doc}");
+    };
+    let allocated = pipe(&doc["top_allocators"]).unwrap_or_else(|| panic!("{args:?}: no pipe writer among the allocators: {doc}"));
+    if exact {
+        assert!(allocated["pages"].as_u64().unwrap() + doc["lost_stacks"].as_u64().unwrap() >= pages, "{args:?}: {allocated}");
+    } else {
+        close(allocated["pages"].as_u64().unwrap(), "allocated");
+    }
+    let held = pipe(&doc["outstanding"]).unwrap_or_else(|| panic!("{args:?}: pipe pages not outstanding: {doc}"));
+    close(held["pages"].as_u64().unwrap(), "held");
+    // Exact in every mode: the tallies and the ages.
     assert!(doc["by_order"][0]["allocations"].as_u64().unwrap() >= pages);
     let unmovable = doc["by_migratetype"].as_array().unwrap().iter().find(|m| m["migratetype"] == "Unmovable").unwrap();
     assert!(unmovable["pages"].as_u64().unwrap() >= pages, "{doc}");

@@ -58,6 +58,7 @@ const K: u8 = 0x00;
 const X: u8 = 0x08;
 const MOV: u8 = 0xb0;
 const ADD: u8 = 0x00;
+const OR: u8 = 0x40;
 const AND: u8 = 0x50;
 const LSH: u8 = 0x60;
 const CALL: u8 = 0x80;
@@ -114,6 +115,14 @@ pub const fn and_imm(dst: Reg, imm: i32) -> Insn {
 /// `dst <<= src`.
 pub const fn lsh(dst: Reg, src: Reg) -> Insn {
     insn(ALU64 | LSH | X, dst, src, 0, 0)
+}
+/// `dst <<= imm`.
+pub const fn lsh_imm(dst: Reg, imm: i32) -> Insn {
+    insn(ALU64 | LSH | K, dst, 0, 0, imm)
+}
+/// `dst |= src`.
+pub const fn or(dst: Reg, src: Reg) -> Insn {
+    insn(ALU64 | OR | X, dst, src, 0, 0)
 }
 /// `dst = *(size *)(src + off)`.
 pub const fn load(size: Size, dst: Reg, src: Reg, off: i16) -> Insn {
@@ -233,6 +242,8 @@ pub mod helper {
     pub const MAP_DELETE_ELEM: i32 = 3;
     /// `u64 bpf_ktime_get_ns(void)`: CLOCK_MONOTONIC.
     pub const KTIME_GET_NS: i32 = 5;
+    /// `u32 bpf_get_prandom_u32(void)`.
+    pub const GET_PRANDOM_U32: i32 = 7;
     /// `u64 bpf_get_current_task(void)`.
     pub const GET_CURRENT_TASK: i32 = 35;
     /// `long bpf_get_stackid(ctx, map, flags)`.
@@ -258,5 +269,7 @@ mod tests {
         assert_eq!(bytes(exit()), [0x95, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(bytes(load_map_fd(R1, 7)[0]), [0x18, 0x11, 0, 0, 7, 0, 0, 0]);
         assert_eq!(bytes(atomic_add(R0, 8, R1)), [0xdb, 0x10, 8, 0, 0, 0, 0, 0]);
+        assert_eq!(bytes(lsh_imm(R1, 32)), [0x67, 0x01, 0, 0, 32, 0, 0, 0]);
+        assert_eq!(bytes(or(R8, R1)), [0x4f, 0x18, 0, 0, 0, 0, 0, 0]);
     }
 }

@@ -81,6 +81,10 @@ pub enum StackPolicy {
     /// stack of the newest of those (an approximation: a call site reached
     /// through many paths shows only the first `n` of them).
     PerCallSite(u32),
+    /// One allocation in `2^shift`, chosen at random (`bpf_get_prandom_u32`);
+    /// the others carry no stack. For tracepoints without a call site,
+    /// where every stack would cost an unwind.
+    Sampled(u32),
 }
 
 /// One outstanding allocation read back.
@@ -197,7 +201,14 @@ fn sampled_unwind(b: &mut Builder, stacks: &Map, sites: &Map, per_site: u32) {
     });
 }
 
-fn alloc_program(p: &AllocProbe, hash: &Map, stacks: Option<&Map>, sites: Option<(&Map, u32)>, counters: &Map) -> Vec<insn::Insn> {
+fn alloc_program(
+    p: &AllocProbe,
+    hash: &Map,
+    stacks: Option<&Map>,
+    sites: Option<(&Map, u32)>,
+    sample_shift: u32,
+    counters: &Map,
+) -> Vec<insn::Insn> {
     let mut b = Builder::new();
     b.push([insn::mov(R6, R1)]);
     if let Some((index, value)) = p.filter {
@@ -224,9 +235,14 @@ fn alloc_program(p: &AllocProbe, hash: &Map, stacks: Option<&Map>, sites: Option
         ]),
     };
     b.push([insn::store(Size::DW, FP, -24, R1)]);
-    match (stacks, sites) {
-        (Some(map), None) => unwind(&mut b, map),
-        (Some(map), Some((sites, per_site))) => sampled_unwind(&mut b, map, sites, per_site),
+    match (stacks, sites, sample_shift) {
+        (Some(map), None, 0) => unwind(&mut b, map),
+        (Some(map), None, shift) => {
+            b.push([insn::mov_imm(R1, -1), insn::store(Size::DW, FP, -16, R1)]);
+            b.push([insn::call(helper::GET_PRANDOM_U32), insn::and_imm(R0, (1 << shift) - 1)]);
+            b.skip_if_imm(Cond::Ne, R0, 0, |b| unwind(b, map));
+        }
+        (Some(map), Some((sites, per_site)), _) => sampled_unwind(&mut b, map, sites, per_site),
         _ => {
             b.push([insn::mov_imm(R1, -1), insn::store(Size::DW, FP, -16, R1)]);
         }
@@ -244,7 +260,10 @@ fn alloc_program(p: &AllocProbe, hash: &Map, stacks: Option<&Map>, sites: Option
         b.return_zero();
     });
     if stacks.is_some() {
-        b.push([insn::load(Size::DW, R1, FP, -16)]).exit_if_imm(Cond::Sge, R1, 0);
+        // -1 is "not sampled" (StackPolicy::Sampled), not a failure; the
+        // helper's errors are other negative errnos (-EEXIST, -EFAULT).
+        let no_stack = if sample_shift > 0 { -1 } else { 0 };
+        b.push([insn::load(Size::DW, R1, FP, -16)]).exit_if_imm(Cond::Sge, R1, no_stack);
         count(&mut b, counters, COUNTER_STACK_FAILURES);
     }
     b.finish()
@@ -283,7 +302,8 @@ impl OutstandingTracer {
         let allocs = allocs
             .iter()
             .map(|p| {
-                let insns = alloc_program(p, &hash, stacks.as_ref(), sites.as_ref().map(|(m, n)| (m, *n)), &counters);
+                let shift = if let StackPolicy::Sampled(shift) = policy { shift } else { 0 };
+                let insns = alloc_program(p, &hash, stacks.as_ref(), sites.as_ref().map(|(m, n)| (m, *n)), shift, &counters);
                 Program::load(ProgramType::RawTracepoint, &format!("sysak_{}", p.tracepoint), &insns, 0)
                     .map(|prog| (p.tracepoint.clone(), prog))
             })

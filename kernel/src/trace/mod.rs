@@ -10,10 +10,12 @@
 //! is mounted in a private mount namespace of this process only.
 
 pub mod bpf_outstanding;
+pub mod bpf_tally;
 pub mod callsite;
 pub mod in_kernel;
 pub mod outstanding;
 pub mod page_events;
+pub mod page_probes;
 pub mod perf;
 pub mod tracefs;
 pub mod window;

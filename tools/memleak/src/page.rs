@@ -5,9 +5,9 @@
 //! are keyed by PFN; the call site is the first frame outside the page
 //! allocator.
 
-use sysak_kernel::layout::{ArgType, KernelTypes};
+use sysak_kernel::layout::KernelTypes;
 use sysak_kernel::symbols::Kallsyms;
-use sysak_kernel::trace::bpf_outstanding::{AllocProbe, Bytes, FreeProbe};
+use sysak_kernel::trace::bpf_outstanding::{AllocProbe, FreeProbe};
 use sysak_kernel::trace::callsite::{CallSiteFinder, PAGE_ALLOCATOR};
 use sysak_kernel::trace::outstanding::{Allocation, Outstanding, Stacks};
 use sysak_kernel::trace::page_events::{PageDecoder, PageEvent};
@@ -32,37 +32,13 @@ pub fn apply(
     }
 }
 
-/// Probes for the in-kernel tracer ([`sysak_kernel::trace::in_kernel`]): raw
-/// tracepoints `mm_page_alloc(struct page *, order, gfp, migratetype)`
-/// keyed by struct page, movable (1) and reclaimable (2) migratetypes
-/// skipped; `mm_page_free(page, order)` and `mm_page_free_batched(page)`.
-/// These tracepoints carry no call site, so every traced allocation's stack
-/// is unwound and the call site is found in it afterwards.
+/// Probes for the in-kernel tracer ([`sysak_kernel::trace::in_kernel`]):
+/// pages keyed by struct page, movable (1) and reclaimable (2)
+/// migratetypes skipped. These tracepoints carry no call site, so every
+/// traced allocation's stack is unwound and the call site is found in it
+/// afterwards.
 pub fn bpf_probes(types: &KernelTypes, page_size: u64) -> Result<(Vec<AllocProbe>, Vec<FreeProbe>), String> {
-    let page = ArgType::Pointer(Some("page".into()));
-    let alloc = match types.raw_tracepoint_args("mm_page_alloc") {
-        Some(args) if args.len() >= 4 && args[0] == page && matches!(args[1], ArgType::Int(_)) && matches!(args[3], ArgType::Int(_)) => {
-            AllocProbe {
-                tracepoint: "mm_page_alloc".into(),
-                key_arg: 0,
-                call_site_arg: None,
-                bytes: Bytes::PageOrder { page_size, order_arg: 1 },
-                filter: None,
-                exclude: vec![(3, 1), (3, 2)],
-            }
-        }
-        Some(args) => return Err(format!("raw tracepoint mm_page_alloc has an unknown prototype {args:?}")),
-        None => return Err("BTF describes no mm_page_alloc raw tracepoint".into()),
-    };
-    let frees: Vec<FreeProbe> = ["mm_page_free", "mm_page_free_batched"]
-        .into_iter()
-        .filter(|tp| types.raw_tracepoint_args(tp).is_some_and(|a| a.first() == Some(&page)))
-        .map(|tp| FreeProbe { tracepoint: tp.into(), key_arg: 0 })
-        .collect();
-    if frees.is_empty() {
-        return Err("BTF describes no mm_page_free raw tracepoint".into());
-    }
-    Ok((vec![alloc], frees))
+    sysak_kernel::trace::page_probes::outstanding_probes(types, page_size, &[1, 2])
 }
 
 /// After an in-kernel window: each allocation's call site from its stack.

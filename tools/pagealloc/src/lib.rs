@@ -81,6 +81,14 @@ pub fn command() -> Command {
                 .action(ArgAction::SetTrue)
                 .help("Show the commonest kernel stack of each call site"),
         )
+        .arg(
+            Arg::new("tracer")
+                .long("tracer")
+                .value_name("HOW")
+                .value_parser(["auto", "bpf", "perf"])
+                .default_value("auto")
+                .help("bpf counts in the kernel (call sites from sampled stacks, all with -s); perf samples every allocation; auto: bpf where it loads"),
+        )
         .arg(Arg::new("top").long("top").value_name("N").value_parser(value_parser!(usize)).default_value("15").help("Rows per table"))
         .arg(
             Arg::new("max-tracked")
@@ -115,8 +123,6 @@ struct FragOutput<'a> {
 struct TraceOutput {
     #[serde(flatten)]
     trace: trace::TraceReport,
-    /// "perf".
-    tracer: &'static str,
     /// /proc/allocinfo's largest sites (the precise source, since boot).
     #[serde(skip_serializing_if = "Option::is_none")]
     allocinfo: Option<Vec<AllocSite>>,
@@ -152,6 +158,11 @@ fn run(matches: &ArgMatches, _context: &tool::Context) -> anyhow::Result<Outcome
         stacks: matches.get_flag("stacks"),
         top: *matches.get_one::<usize>("top").unwrap(),
         max_tracked: *matches.get_one::<u64>("max-tracked").unwrap() as usize,
+        tracer: match matches.get_one::<String>("tracer").map(String::as_str) {
+            Some("bpf") => trace::Tracer::Bpf,
+            Some("perf") => trace::Tracer::Perf,
+            _ => trace::Tracer::Auto,
+        },
     };
     let report = trace::run(&options, "sysak pagealloc")?;
     let allocinfo = procfs.read_allocinfo().ok().flatten().map(|mut sites| {
@@ -164,7 +175,7 @@ fn run(matches: &ArgMatches, _context: &tool::Context) -> anyhow::Result<Outcome
         print!("{}", output::folded(if only_outstanding { &report.outstanding_stacks } else { &report.allocated_stacks }));
         return Ok(if only_outstanding && found { Outcome::Found } else { Outcome::Clean });
     }
-    let out = TraceOutput { trace: report, tracer: "perf", allocinfo };
+    let out = TraceOutput { trace: report, allocinfo };
     match format {
         Format::Json => output::print_json(&out)?,
         Format::Table => output::print_text(&render::trace(&out.trace, out.allocinfo.as_deref(), only_outstanding))?,

@@ -107,9 +107,29 @@ pub fn trace(r: &TraceReport, allocinfo: Option<&[AllocSite]>, only_outstanding:
         }
         let _ = writeln!(out, "\n/proc/allocinfo (precise, since boot):\n{t}");
     }
+    match (r.tracer, r.tracer_note.as_deref()) {
+        (tracer, Some(note)) => writeln!(out, "\ntracer: {tracer} ({note})"),
+        (tracer, None) => writeln!(out, "\ntracer: {tracer}"),
+    }
+    .ok();
+    if !r.estimated.is_empty() {
+        let _ = writeln!(
+            out,
+            "note: call sites are estimates from 1 in {} allocations unwound (-s unwinds all); every other figure is an exact count",
+            r.stacks_sampled_every
+        );
+    }
+    let lost = match (r.lost_events, r.tracer) {
+        (None, _) => {
+            let _ = writeln!(out, "warning: the kernel cannot count skipped BPF program runs (before 5.12): lost events are unknown");
+            0
+        }
+        (Some(n), _) => n,
+    };
     for (n, what) in [
-        (r.lost_events, "events lost (ring buffers full): rates are low"),
-        (r.untracked_sites, "allocations beyond the call-site table"),
+        (lost, "events lost (ring buffers full, or BPF runs skipped): counts are low"),
+        (r.lost_stacks, "sampled stacks lost (stack map bucket taken): those call sites are unknown"),
+        (r.untracked_sites, "allocations beyond the call-site or tally table"),
         (r.untracked_outstanding, "allocations not tracked as outstanding (table full)"),
     ] {
         if n > 0 {

@@ -5,6 +5,8 @@
 //! Everything is bounded: call sites and stacks are capped and what does
 //! not fit is counted; outstanding pages are capped like memleak's.
 
+mod bpf;
+
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -36,7 +38,24 @@ pub struct TraceOptions {
     pub top: usize,
     /// Most outstanding pages tracked.
     pub max_tracked: usize,
+    /// `--tracer`.
+    pub tracer: Tracer,
 }
+
+/// `--tracer`: where allocations are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tracer {
+    /// BPF where it loads, else perf.
+    Auto,
+    /// BPF or fail.
+    Bpf,
+    /// perf samples with callchains.
+    Perf,
+}
+
+/// Without -s, one page allocation in 2^SAMPLE_SHIFT is unwound for call
+/// sites (BPF): the unwind is the dominant cost.
+pub const SAMPLE_SHIFT: u32 = 4;
 
 /// Allocations of one order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -104,14 +123,29 @@ pub struct AgeBucket {
 /// The report of a traced window.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TraceReport {
+    /// "bpf" (counted in the kernel) or "perf" (samples).
+    pub tracer: &'static str,
+    /// Why BPF was not used, when perf traced instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracer_note: Option<String>,
+    /// One allocation in this many had its stack unwound (1: all).
+    pub stacks_sampled_every: u64,
+    /// Fields that are estimates (scaled from the unwound sample); every
+    /// other figure is an exact count.
+    pub estimated: Vec<&'static str>,
     /// Seconds traced.
     pub window_s: f64,
     /// Seconds of it tracing frees only.
     pub free_only_s: f64,
     /// Ended by Ctrl-C.
     pub interrupted: bool,
-    /// Samples the kernel dropped: rates are low by that much.
-    pub lost_events: u64,
+    /// Events the kernel dropped (perf: samples; BPF: program runs skipped
+    /// by recursion): counts are low by that much. Null where the kernel
+    /// cannot say (BPF before 5.12).
+    pub lost_events: Option<u64>,
+    /// Sampled allocations whose stack could not be kept (BPF stack map
+    /// bucket taken or table full): their call site is unknown.
+    pub lost_stacks: u64,
     /// Allocations seen.
     pub allocations: u64,
     /// Pages they held.
@@ -130,7 +164,7 @@ pub struct TraceReport {
     pub outstanding: Vec<Site>,
     /// Outstanding pages by age.
     pub age_histogram: Vec<AgeBucket>,
-    /// Allocations whose call site was not kept (site table full).
+    /// Allocations whose call site (or, BPF, tally) was not kept: table full.
     pub untracked_sites: u64,
     /// Allocations not tracked as outstanding (table full).
     pub untracked_outstanding: u64,
@@ -156,13 +190,14 @@ fn migratetype_name(mt: i64) -> String {
 }
 
 #[derive(Default)]
-struct SiteTotal {
+pub(crate) struct SiteTotal {
     allocations: u64,
     pages: u64,
     stacks: HashMap<u32, u64>,
 }
 
-struct Totals {
+#[derive(Default)]
+pub(crate) struct Totals {
     by_order: Vec<(u64, u64)>,
     frees_by_order: Vec<u64>,
     by_migratetype: HashMap<i64, u64>,
@@ -172,21 +207,31 @@ struct Totals {
     pages_freed: u64,
 }
 
-/// Trace a window.
+/// Trace a window: in the kernel (BPF) where it can, else perf.
 pub fn run(options: &TraceOptions, label: &str) -> anyhow::Result<TraceReport> {
+    let why = match options.tracer {
+        Tracer::Perf => "--tracer perf".to_string(),
+        _ => match bpf::run(options, label) {
+            Ok(Ok(report)) => return Ok(report),
+            Ok(Err(why)) => why,
+            Err(e) => return Err(e),
+        },
+    };
+    if options.tracer == Tracer::Bpf {
+        return Err(sysak_cli::tool::EnvironmentError(format!("--tracer bpf: {why}")).into());
+    }
+    let mut report = run_perf(options, label)?;
+    report.tracer_note = (options.tracer == Tracer::Auto).then(|| format!("BPF not used: {why}"));
+    Ok(report)
+}
+
+/// The perf fallback: every page allocation sampled with its callchain.
+fn run_perf(options: &TraceOptions, label: &str) -> anyhow::Result<TraceReport> {
     let tracefs = Tracefs::open()?;
     let symbols = Kallsyms::load(Path::new("/proc"))?;
     let page_size = sysak_kernel::procfs::page_size();
     let mut traced = PageTracer::open(&tracefs, sysak_kernel::trace::perf::ring_pages(), PageFilter::All)?;
-    let mut totals = Totals {
-        by_order: Vec::new(),
-        frees_by_order: Vec::new(),
-        by_migratetype: HashMap::new(),
-        by_gfp: HashMap::new(),
-        sites: HashMap::new(),
-        untracked_sites: 0,
-        pages_freed: 0,
-    };
+    let mut totals = Totals::default();
     let mut outstanding = Outstanding::new(options.max_tracked);
     let mut stacks = Stacks::new(MAX_STACKS);
     let keep_stacks = options.stacks;
@@ -202,7 +247,9 @@ pub fn run(options: &TraceOptions, label: &str) -> anyhow::Result<TraceReport> {
     })?;
     let lost_events = tracer.stats().lost;
     drop(traced); // stop tracing before the report is built
-    Ok(report(&totals, &outstanding, &stacks, &symbols, &outcome, lost_events, options, page_size))
+    let mut report = report(&totals, &outstanding, &outstanding, &stacks, &symbols, &outcome, options, page_size);
+    report.lost_events = Some(lost_events);
+    Ok(report)
 }
 
 /// Count one event; `stack` interns the sample's callchain (with -s).
@@ -254,14 +301,17 @@ fn apply(
     }
 }
 
+/// The report; `by_site` gives the outstanding call sites (all of
+/// `outstanding`, or its sampled part scaled), `outstanding` the totals
+/// and ages.
 #[allow(clippy::too_many_arguments)]
-fn report(
+pub(crate) fn report(
     totals: &Totals,
     outstanding: &Outstanding,
+    by_site: &Outstanding,
     stacks: &Stacks,
     symbols: &Kallsyms,
     outcome: &window::WindowOutcome,
-    lost_events: u64,
     options: &TraceOptions,
     page_size: u64,
 ) -> TraceReport {
@@ -301,7 +351,7 @@ fn report(
             stack: render_stack(t.stacks.iter().max_by_key(|(_, n)| **n).map(|(id, _)| *id)),
         })
         .collect();
-    let outstanding_sites = outstanding
+    let outstanding_sites = by_site
         .by_call_site()
         .into_iter()
         .take(options.top)
@@ -322,10 +372,15 @@ fn report(
         age_histogram[bucket].pages += a.bytes / page_size;
     }
     TraceReport {
+        tracer: "perf",
+        tracer_note: None,
+        stacks_sampled_every: 1,
+        estimated: Vec::new(),
         window_s: outcome.elapsed_s,
         free_only_s: outcome.free_only_s,
         interrupted: outcome.interrupted,
-        lost_events,
+        lost_events: None,
+        lost_stacks: 0,
         allocations: totals.by_order.iter().map(|(n, _)| n).sum(),
         pages_allocated: totals.by_order.iter().map(|(_, p)| p).sum(),
         pages_freed: totals.pages_freed,
@@ -344,6 +399,6 @@ fn report(
             }
             pages.into_iter().map(|(id, n)| (render_stack(Some(id)), n)).collect()
         },
-        outstanding_stacks: outstanding.by_stack().into_iter().map(|(id, bytes)| (render_stack(Some(id)), bytes / page_size)).collect(),
+        outstanding_stacks: by_site.by_stack().into_iter().map(|(id, bytes)| (render_stack(Some(id)), bytes / page_size)).collect(),
     }
 }

@@ -1,0 +1,126 @@
+//! pagealloc in the kernel (issue 13): exact tallies by order,
+//! migratetype and GFP mask ([`sysak_kernel::trace::bpf_tally`]) and the
+//! outstanding pages ([`sysak_kernel::trace::bpf_outstanding`]) counted in
+//! BPF maps; nothing travels to user space during the window. Call sites
+//! need an unwound stack: without -s one allocation in 2^[`SAMPLE_SHIFT`]
+//! is unwound and its counts scaled (the report lists those fields as
+//! estimates); with -s every one is.
+
+use std::path::Path;
+
+use sysak_cli::progress::Bar;
+use sysak_kernel::layout::KernelTypes;
+use sysak_kernel::symbols::Kallsyms;
+use sysak_kernel::trace::bpf_outstanding::{OutstandingTracer, StackPolicy};
+use sysak_kernel::trace::bpf_tally::{PageTally, TallyRead};
+use sysak_kernel::trace::callsite::{CallSiteFinder, PAGE_ALLOCATOR};
+use sysak_kernel::trace::in_kernel;
+use sysak_kernel::trace::outstanding::{Allocation, Outstanding, Stacks};
+use sysak_kernel::trace::page_probes::{outstanding_probes, tally_probes};
+
+use super::{report, Totals, TraceOptions, TraceReport, MAX_GFP, MAX_STACKS, SAMPLE_SHIFT};
+
+fn load(types: &KernelTypes, page_size: u64, shift: u32, max_tracked: usize) -> Result<(PageTally, OutstandingTracer), String> {
+    let (args, frees) = tally_probes(types)?;
+    let tally = PageTally::load(args, &frees, shift).map_err(|e| e.to_string())?;
+    let (allocs, frees) = outstanding_probes(types, page_size, &[])?;
+    let policy = if shift == 0 { StackPolicy::Every } else { StackPolicy::Sampled(shift) };
+    let outstanding = in_kernel::load(&allocs, &frees, max_tracked, policy).map_err(|e| e.to_string())?;
+    Ok((tally, outstanding))
+}
+
+/// Trace a window in the kernel. `Ok(Err(why))`: BPF cannot be used here
+/// (nothing was attached), perf should take over.
+pub(super) fn run(options: &TraceOptions, label: &str) -> anyhow::Result<Result<TraceReport, String>> {
+    let types = match KernelTypes::load(Path::new("/sys/kernel/btf/vmlinux")) {
+        Ok(types) => types,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let page_size = sysak_kernel::procfs::page_size();
+    let shift = if options.stacks { 0 } else { SAMPLE_SHIFT };
+    let (mut tally, tracer) = match load(&types, page_size, shift, options.max_tracked) {
+        Ok(loaded) => loaded,
+        Err(why) => return Ok(Err(why)),
+    };
+    let symbols = Kallsyms::load(Path::new("/proc"))?;
+    let mut outstanding = Outstanding::new(options.max_tracked);
+    let mut stacks = Stacks::new(MAX_STACKS);
+    tally.start()?;
+    let run = in_kernel::run(tracer, options.window, &Bar::new(label, "tracing"), &mut outstanding, &mut stacks);
+    tally.stop();
+    let run = run?;
+    let read = tally.read()?;
+    let every = tally.sample_every();
+    let mut finder = CallSiteFinder::new(PAGE_ALLOCATOR);
+    let totals = totals(&read, every, options.stacks, &mut stacks, &mut finder, &symbols);
+    outstanding.set_call_sites(|a| a.stack.map(|id| finder.find(stacks.get(id), &symbols)).unwrap_or(0));
+    // Outstanding call sites: every page when all were unwound; else the
+    // unwound sample, scaled. Totals and ages count every page.
+    let mut sampled = (every > 1).then(|| {
+        let mut s = Outstanding::new(options.max_tracked);
+        for (key, a) in outstanding.iter().filter(|(_, a)| a.stack.is_some()) {
+            s.alloc(key, Allocation { bytes: a.bytes * every, ..*a });
+        }
+        s
+    });
+    if !options.stacks {
+        // Stacks found the call sites; shown only with -s.
+        outstanding.remap_stacks(|_| None);
+        if let Some(s) = sampled.as_mut() {
+            s.remap_stacks(|_| None);
+        }
+    }
+    let by_site = sampled.as_ref().unwrap_or(&outstanding);
+    let mut r = report(&totals, &outstanding, by_site, &stacks, &symbols, &run.outcome, options, page_size);
+    r.tracer = "bpf";
+    r.stacks_sampled_every = every;
+    if every > 1 {
+        r.estimated = vec!["top_allocators", "outstanding"];
+        for site in &mut r.outstanding {
+            site.allocations *= every;
+        }
+    }
+    r.lost_events = match (run.stats.recursion_misses, read.recursion_misses) {
+        (Some(a), Some(b)) => Some(a + b),
+        _ => None,
+    };
+    r.lost_stacks = read.stack_failures + run.stats.stack_failures;
+    r.untracked_outstanding += run.stats.insert_failures;
+    r.untracked_sites += read.key_overflow;
+    Ok(Ok(r))
+}
+
+/// The exact tallies, and the call sites of the unwound stacks scaled by
+/// `every`.
+fn totals(read: &TallyRead, every: u64, keep_stacks: bool, stacks: &mut Stacks, finder: &mut CallSiteFinder, symbols: &Kallsyms) -> Totals {
+    let mut totals = Totals::default();
+    for t in &read.tallies {
+        let order = t.order as usize;
+        let pages = t.allocations << t.order;
+        if totals.by_order.len() <= order {
+            totals.by_order.resize(order + 1, (0, 0));
+        }
+        totals.by_order[order].0 += t.allocations;
+        totals.by_order[order].1 += pages;
+        *totals.by_migratetype.entry(t.migratetype as i64).or_default() += pages;
+        let gfp = t.gfp as u64;
+        if totals.by_gfp.len() < MAX_GFP || totals.by_gfp.contains_key(&gfp) {
+            let g = totals.by_gfp.entry(gfp).or_default();
+            g.0 += t.allocations;
+            g.1 += pages;
+        }
+    }
+    totals.frees_by_order.clone_from(&read.frees_by_order);
+    totals.pages_freed = read.frees_by_order.iter().enumerate().map(|(order, n)| n << order).sum();
+    for (frames, allocations, pages) in &read.stacks {
+        let site = totals.sites.entry(finder.find(frames, symbols)).or_default();
+        site.allocations += allocations * every;
+        site.pages += pages * every;
+        if keep_stacks {
+            if let Some(id) = stacks.intern(frames) {
+                *site.stacks.entry(id).or_default() += pages * every;
+            }
+        }
+    }
+    totals
+}
