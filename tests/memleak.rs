@@ -374,6 +374,12 @@ fn pipe_pages_found(scratch: &Scratch, tracer: &str, pipes: usize, pages_each: u
     let pages = pipe_site["count"].as_i64().unwrap();
     assert!((pages - pages_total).abs() <= pages_total / 50, "{tracer}: {pages} pages, expected {pages_total} ± 2 %: {pipe_site}");
     assert_eq!(pipe_site["bytes"].as_i64().unwrap(), pages * 4096);
+    // Pages other meminfo lines account are left out, and counted.
+    assert!(doc["excluded_backing_pages"]["page_tables"].is_u64(), "{doc}");
+    for c in doc["callsites"].as_array().unwrap() {
+        let f = c["function"].as_str().unwrap();
+        assert!(!["allocate_slab", "__vmalloc_node_range", "pte_alloc_one", "__pte_alloc"].iter().any(|b| f.starts_with(b)), "{f}: {doc}");
+    }
 }
 
 /// vmalloc bytes per caller in /proc/vmallocinfo.

@@ -58,7 +58,10 @@ const K: u8 = 0x00;
 const X: u8 = 0x08;
 const MOV: u8 = 0xb0;
 const ADD: u8 = 0x00;
+const MUL: u8 = 0x20;
 const OR: u8 = 0x40;
+const RSH: u8 = 0x70;
+const XOR: u8 = 0xa0;
 const AND: u8 = 0x50;
 const LSH: u8 = 0x60;
 const CALL: u8 = 0x80;
@@ -90,6 +93,8 @@ pub enum Cond {
     Lt = 0xa0,
     /// >= signed
     Sge = 0x70,
+    /// < signed
+    Slt = 0xc0,
 }
 
 const fn insn(code: u8, dst: Reg, src: Reg, off: i16, imm: i32) -> Insn {
@@ -123,6 +128,18 @@ pub const fn lsh_imm(dst: Reg, imm: i32) -> Insn {
 /// `dst |= src`.
 pub const fn or(dst: Reg, src: Reg) -> Insn {
     insn(ALU64 | OR | X, dst, src, 0, 0)
+}
+/// `dst ^= src`.
+pub const fn xor(dst: Reg, src: Reg) -> Insn {
+    insn(ALU64 | XOR | X, dst, src, 0, 0)
+}
+/// `dst *= src`.
+pub const fn mul(dst: Reg, src: Reg) -> Insn {
+    insn(ALU64 | MUL | X, dst, src, 0, 0)
+}
+/// `dst >>= imm` (logical).
+pub const fn rsh_imm(dst: Reg, imm: i32) -> Insn {
+    insn(ALU64 | RSH | K, dst, 0, 0, imm)
 }
 /// `dst = *(size *)(src + off)`.
 pub const fn load(size: Size, dst: Reg, src: Reg, off: i16) -> Insn {
@@ -248,6 +265,9 @@ pub mod helper {
     pub const GET_CURRENT_TASK: i32 = 35;
     /// `long bpf_get_stackid(ctx, map, flags)`.
     pub const GET_STACKID: i32 = 27;
+    /// `long bpf_get_stack(ctx, buf, size, flags)` (4.18+): zero-fills
+    /// what the stack does not.
+    pub const GET_STACK: i32 = 67;
     /// `long bpf_probe_read_kernel(dst, size, unsafe_ptr)` (5.5+).
     pub const PROBE_READ_KERNEL: i32 = 113;
 }
@@ -271,5 +291,8 @@ mod tests {
         assert_eq!(bytes(atomic_add(R0, 8, R1)), [0xdb, 0x10, 8, 0, 0, 0, 0, 0]);
         assert_eq!(bytes(lsh_imm(R1, 32)), [0x67, 0x01, 0, 0, 32, 0, 0, 0]);
         assert_eq!(bytes(or(R8, R1)), [0x4f, 0x18, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(bytes(xor(R8, R1)), [0xaf, 0x18, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(bytes(mul(R8, R3)), [0x2f, 0x38, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(bytes(rsh_imm(R8, 31)), [0x77, 0x08, 0, 0, 31, 0, 0, 0]);
     }
 }

@@ -15,7 +15,15 @@
 //! - every program is loaded before any is attached (the verifier's own
 //!   allocations would be traced), frees are attached before allocations;
 //! - what can make the answer wrong is counted: hash insert failures (table
-//!   full) and `recursion_misses` (a skipped free becomes a false leak).
+//!   full) and `recursion_misses` (a skipped free becomes a false leak);
+//! - stacks are kept by content, not in a stack map: `bpf_get_stack` copies
+//!   the frames, the program hashes them (64-bit, FNV-style over the words)
+//!   and inserts them into a hash keyed by that hash. A stack map has one
+//!   bucket per hash slot and, without BPF_F_REUSE_STACKID, refuses a
+//!   second stack in a taken bucket — its allocations lost their call path
+//!   (call site 0x0); with it, the first stack's allocations would be
+//!   silently relabelled. Here distinct stacks only run out when the table
+//!   is full, and that is counted.
 //!
 //! Everything is file descriptors: programs detach and maps vanish when the
 //! process exits, even on SIGKILL.
@@ -23,8 +31,8 @@
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 
-use crate::bpf::insn::{self, helper, Builder, Cond, Size, FP, R0, R1, R2, R3, R4, R6, R7, R9};
-use crate::bpf::sys::{MapType, ProgramType};
+use crate::bpf::insn::{self, helper, Builder, Cond, Size, FP, R0, R1, R2, R3, R4, R6, R7, R8, R9};
+use crate::bpf::sys::{MapType, ProgramType, BPF_F_NO_PREALLOC};
 use crate::bpf::{BpfError, Map, Program};
 
 /// Where an allocation's size comes from.
@@ -98,8 +106,9 @@ pub struct Entry {
     pub call_site: u64,
     /// Bytes.
     pub bytes: u64,
-    /// Kernel stack, innermost first, when stacks were asked for and kept.
-    pub stack: Option<u32>,
+    /// The hash of its kernel stack, when stacks were asked for and kept
+    /// (the frames come from [`OutstandingTracer::drain`]).
+    pub stack: Option<u64>,
 }
 
 /// Counters that qualify the result.
@@ -121,6 +130,14 @@ const COUNTER_STACK_FAILURES: u32 = 1;
 pub const STACK_DEPTH: usize = 32;
 /// Frames of the BPF trampoline at the top of a raw tracepoint stack.
 const BPF_FRAMES: i32 = 2;
+/// Distinct stacks kept (allocated as they come: ~300 bytes each).
+const MAX_DISTINCT_STACKS: u32 = 32_768;
+/// Where the program keeps the copied frames and their hash on its stack.
+const FRAMES_AT: i16 = -336;
+const FRAMES_KEY_AT: i16 = -344;
+/// In the value's stack slot: not sampled (StackPolicy::Sampled), and lost.
+const NOT_SAMPLED: i32 = -1;
+const STACK_LOST: i32 = -2;
 
 /// Call sites whose stacks are sampled (StackPolicy::PerCallSite).
 const MAX_SITES: u32 = 16_384;
@@ -150,13 +167,51 @@ fn count(b: &mut Builder, counters: &Map, index: u32) {
         .push([insn::mov_imm(R1, 1), insn::atomic_add(R0, 0, R1)]);
 }
 
-/// `*(fp-16) = bpf_get_stackid(ctx, stacks, skip BPF frames)`; R6 = ctx.
+/// `*(fp-16) = hash of the kernel stack`, its frames stored in `stacks`
+/// under that hash; STACK_LOST when the copy or the insert fails. R6 =
+/// ctx; R7 and R9 are preserved (callers keep state there).
 fn unwind(b: &mut Builder, stacks: &Map) {
-    b.push([insn::mov(R1, R6)]).push(insn::load_map_fd(R2, stacks.fd())).push([
-        insn::mov_imm(R3, BPF_FRAMES),
-        insn::call(helper::GET_STACKID),
-        insn::store(Size::DW, FP, -16, R0),
+    b.push([
+        insn::mov(R1, R6),
+        insn::mov(R2, FP),
+        insn::add_imm(R2, FRAMES_AT as i32),
+        insn::mov_imm(R3, STACK_DEPTH as i32 * 8),
+        insn::mov_imm(R4, BPF_FRAMES), // the flags' skip field; kernel stack
+        insn::call(helper::GET_STACK),
+        insn::store_imm(Size::DW, FP, -16, STACK_LOST),
     ]);
+    b.skip_if_imm(Cond::Slt, R0, 0, |b| {
+        // h = (h ^ frame) * P over every frame (the helper zero-fills).
+        b.push(insn::ld_imm64(R3, 0x0000_0100_0000_01b3)).push(insn::ld_imm64(R8, 0xcbf2_9ce4_8422_2325));
+        for i in 0..STACK_DEPTH as i16 {
+            b.push([insn::load(Size::DW, R1, FP, FRAMES_AT + i * 8), insn::xor(R8, R1), insn::mul(R8, R3)]);
+        }
+        // Non-negative as i64: the negative values are the sentinels.
+        b.push([
+            insn::mov(R1, R8),
+            insn::rsh_imm(R1, 29),
+            insn::xor(R8, R1),
+            insn::lsh_imm(R8, 1),
+            insn::rsh_imm(R8, 1),
+            insn::store(Size::DW, FP, FRAMES_KEY_AT, R8),
+        ])
+        .push(insn::load_map_fd(R1, stacks.fd()))
+        .push([
+            insn::mov(R2, FP),
+            insn::add_imm(R2, FRAMES_KEY_AT as i32),
+            insn::mov(R3, FP),
+            insn::add_imm(R3, FRAMES_AT as i32),
+            insn::mov_imm(R4, 1), // BPF_NOEXIST
+            insn::call(helper::MAP_UPDATE_ELEM),
+        ]);
+        // Stored, or stored before (-EEXIST): the hash; else (full) lost.
+        b.skip_if_imm(Cond::Eq, R0, 0, |b| {
+            b.skip_if_imm(Cond::Eq, R0, -17, |b| {
+                b.push([insn::mov_imm(R8, STACK_LOST)]);
+            });
+        });
+        b.push([insn::store(Size::DW, FP, -16, R8)]);
+    });
 }
 
 /// Unwind only the first `per_site` allocations of a call site (call site
@@ -238,7 +293,7 @@ fn alloc_program(
     match (stacks, sites, sample_shift) {
         (Some(map), None, 0) => unwind(&mut b, map),
         (Some(map), None, shift) => {
-            b.push([insn::mov_imm(R1, -1), insn::store(Size::DW, FP, -16, R1)]);
+            b.push([insn::mov_imm(R1, NOT_SAMPLED), insn::store(Size::DW, FP, -16, R1)]);
             b.push([insn::call(helper::GET_PRANDOM_U32), insn::and_imm(R0, (1 << shift) - 1)]);
             b.skip_if_imm(Cond::Ne, R0, 0, |b| unwind(b, map));
         }
@@ -262,7 +317,7 @@ fn alloc_program(
     if stacks.is_some() {
         // -1 is "not sampled" (StackPolicy::Sampled), not a failure; the
         // helper's errors are other negative errnos (-EEXIST, -EFAULT).
-        let no_stack = if sample_shift > 0 { -1 } else { 0 };
+        let no_stack = if sample_shift > 0 { NOT_SAMPLED } else { 0 };
         b.push([insn::load(Size::DW, R1, FP, -16)]).exit_if_imm(Cond::Sge, R1, no_stack);
         count(&mut b, counters, COUNTER_STACK_FAILURES);
     }
@@ -293,7 +348,7 @@ impl OutstandingTracer {
         let counters = Map::create(MapType::Array, "sysak_cnt", 4, 8, 2, 0)?;
         let stacks = match policy {
             StackPolicy::None => None,
-            _ => Some(Map::create(MapType::StackTrace, "sysak_stk", 4, (STACK_DEPTH * 8) as u32, 16_384, 0)?),
+            _ => Some(Map::create(MapType::Hash, "sysak_stk", 8, (STACK_DEPTH * 8) as u32, MAX_DISTINCT_STACKS, BPF_F_NO_PREALLOC)?),
         };
         let sites = match policy {
             StackPolicy::PerCallSite(n) => Some((Map::create(MapType::Hash, "sysak_sites", 8, 16, MAX_SITES, 0)?, n)),
@@ -370,32 +425,25 @@ impl OutstandingTracer {
         })
     }
 
-    /// Every outstanding entry, with its stack id, and the stacks by id.
-    pub fn drain(&self, mut each: impl FnMut(Entry)) -> Result<HashMap<u32, Vec<u64>>, BpfError> {
+    /// Every outstanding entry, with its stack's hash, and the stacks by
+    /// hash (frames innermost first).
+    pub fn drain(&self, mut each: impl FnMut(Entry)) -> Result<HashMap<u64, Vec<u64>>, BpfError> {
         let word = |v: &[u8], i: usize| u64::from_le_bytes(v[i * 8..i * 8 + 8].try_into().unwrap());
-        let mut ids = Vec::new();
         self.hash.dump(4096, |k, v| {
-            let stack = (word(v, 3) as i64 >= 0).then_some(word(v, 3) as u32);
-            ids.extend(stack);
             each(Entry {
                 key: u64::from_le_bytes(k.try_into().unwrap()),
                 time_ns: word(v, 0),
                 call_site: word(v, 1),
                 bytes: word(v, 2),
-                stack,
+                stack: (word(v, 3) as i64 >= 0).then_some(word(v, 3)),
             });
         })?;
         let mut stacks = HashMap::new();
         if let Some(map) = &self.stacks {
-            ids.sort_unstable();
-            ids.dedup();
-            let mut frames = vec![0u8; STACK_DEPTH * 8];
-            for id in ids {
-                if map.lookup(&id.to_le_bytes(), &mut frames)? {
-                    let ips: Vec<u64> = (0..STACK_DEPTH).map(|i| word(&frames, i)).take_while(|ip| *ip != 0).collect();
-                    stacks.insert(id, ips);
-                }
-            }
+            map.dump(1024, |k, v| {
+                let ips: Vec<u64> = (0..STACK_DEPTH).map(|i| word(v, i)).take_while(|ip| *ip != 0).collect();
+                stacks.insert(u64::from_le_bytes(k.try_into().unwrap()), ips);
+            })?;
         }
         Ok(stacks)
     }

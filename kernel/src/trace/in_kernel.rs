@@ -36,10 +36,13 @@ pub fn run(
     let outcome = window::run_in_kernel(window, progress, || tracer.stop_allocs());
     tracer.stop();
     let stats = tracer.stats()?;
-    let frames = tracer.drain(|e| {
-        outstanding.alloc(e.key, Allocation { time_ns: e.time_ns, call_site: e.call_site, bytes: e.bytes, stack: e.stack });
-    })?;
-    // Stack ids are the kernel's; re-intern them so reports use ours.
-    outstanding.remap_stacks(|id| frames.get(&id).and_then(|f| stacks.intern(f)));
+    let mut entries = Vec::new();
+    let frames = tracer.drain(|e| entries.push(e))?;
+    // Stacks come keyed by the program's hash; intern them as ours.
+    let mut ours: std::collections::HashMap<u64, Option<u32>> = std::collections::HashMap::new();
+    for e in entries {
+        let stack = e.stack.and_then(|h| *ours.entry(h).or_insert_with(|| frames.get(&h).and_then(|f| stacks.intern(f))));
+        outstanding.alloc(e.key, Allocation { time_ns: e.time_ns, call_site: e.call_site, bytes: e.bytes, stack });
+    }
     Ok(InKernelRun { outcome, stats })
 }

@@ -41,6 +41,58 @@ pub fn bpf_probes(types: &KernelTypes, page_size: u64) -> Result<(Vec<AllocProbe
     sysak_kernel::trace::page_probes::outstanding_probes(types, page_size, &[1, 2])
 }
 
+/// Pages whose call site puts them in another meminfo line: slab pages
+/// (Slab), vmalloc's (VmallocUsed), page tables (PageTables). The check's
+/// alloc-pages residual leaves them out, so `-t page` does too, and says
+/// how many.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BackingPages {
+    /// Slab pages (`allocate_slab`, `new_slab`).
+    pub slab: u64,
+    /// vmalloc's pages (`__vmalloc_area_node`, `vm_area_alloc_pages`,
+    /// `__vmalloc_node_range`).
+    pub vmalloc: u64,
+    /// Page tables (`pte_alloc_one`, `__pmd_alloc`, `pgd_alloc`, …).
+    pub page_tables: u64,
+}
+
+/// What a call site's pages back, by function name (stable across 5.10 to
+/// 6.18 up to the `_noprof` suffixes of 6.10+, which prefixes cover).
+fn backing(function: &str) -> Option<fn(&mut BackingPages) -> &mut u64> {
+    const SLAB: &[&str] = &["allocate_slab", "new_slab"];
+    const VMALLOC: &[&str] = &["__vmalloc_area_node", "vm_area_alloc_pages", "__vmalloc_node_range"];
+    const PAGE_TABLES: &[&str] =
+        &["pte_alloc_one", "__pte_alloc", "__pmd_alloc", "__pud_alloc", "__p4d_alloc", "pgd_alloc", "__pte_alloc_kernel"];
+    let is = |names: &[&str]| names.iter().any(|n| function == *n || function.starts_with(&format!("{n}_")));
+    if is(SLAB) {
+        Some(|b| &mut b.slab)
+    } else if is(VMALLOC) {
+        Some(|b| &mut b.vmalloc)
+    } else if is(PAGE_TABLES) {
+        Some(|b| &mut b.page_tables)
+    } else {
+        None
+    }
+}
+
+/// Drop the outstanding pages that back slab, vmalloc or page tables;
+/// returns how many pages of each.
+pub fn drop_backing(outstanding: &mut Outstanding, symbols: &Kallsyms, page_size: u64) -> BackingPages {
+    let mut dropped = BackingPages::default();
+    let mut kinds: std::collections::HashMap<u64, Option<fn(&mut BackingPages) -> &mut u64>> = std::collections::HashMap::new();
+    outstanding.retain(|_, a| {
+        let kind = *kinds.entry(a.call_site).or_insert_with(|| symbols.resolve(a.call_site).and_then(|r| backing(r.name)));
+        match kind {
+            Some(field) => {
+                *field(&mut dropped) += a.bytes / page_size;
+                false
+            }
+            None => true,
+        }
+    });
+    dropped
+}
+
 /// After an in-kernel window: each allocation's call site from its stack.
 pub fn call_sites_from_stacks(outstanding: &mut Outstanding, stacks: &Stacks, symbols: &Kallsyms) {
     let mut finder = CallSiteFinder::new(PAGE_ALLOCATOR);
@@ -50,6 +102,20 @@ pub fn call_sites_from_stacks(outstanding: &mut Outstanding, stacks: &Stacks, sy
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backing_pages_are_told_by_function() {
+        assert!(backing("allocate_slab").is_some());
+        assert!(backing("__vmalloc_node_range_noprof").is_some());
+        assert!(backing("vm_area_alloc_pages").is_some());
+        assert!(backing("pte_alloc_one").is_some());
+        assert!(backing("__pte_alloc").is_some());
+        assert!(backing("anon_pipe_write").is_none());
+        assert!(backing("leakmod_alloc_pages_one").is_none());
+        let mut b = BackingPages::default();
+        *backing("__pmd_alloc").unwrap()(&mut b) += 3;
+        assert_eq!(b.page_tables, 3);
+    }
 
     #[test]
     fn allocator_frames_are_recognised() {

@@ -151,6 +151,13 @@ pub fn trace(r: &TraceReport, lang: Lang) -> String {
         let noise = r.growth_noise_bytes.map(|n| format!(", noise up to {}", human_bytes(n))).unwrap_or_default();
         let _ = writeln!(out, "{}: {objects}{sign}{} ({source}{noise})", l("growth"), human_bytes(bytes.unsigned_abs()));
     }
+    if let Some(b) = r.excluded_backing_pages.filter(|b| b.slab + b.vmalloc + b.page_tables > 0) {
+        let _ = writeln!(
+            out,
+            "note: left out, accounted in other meminfo lines: {} slab pages, {} vmalloc pages, {} page-table pages",
+            b.slab, b.vmalloc, b.page_tables
+        );
+    }
     if r.dropped_as_freed + r.dropped_not_in_cache > 0 {
         let _ = writeln!(
             out,

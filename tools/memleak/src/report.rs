@@ -153,6 +153,10 @@ pub struct TraceReport {
     /// commonest stack of each call site.
     #[serde(skip)]
     pub weighted_stacks: Vec<(Vec<String>, u64)>,
+    /// `-t page`: outstanding pages left out because their call site backs
+    /// slab, vmalloc or page tables (accounted in other meminfo lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub excluded_backing_pages: Option<crate::page::BackingPages>,
     /// Net growth over the window in objects, from the kernel's own count
     /// (one slab cache only; null otherwise or when not measured).
     pub growth_objects: Option<i64>,
@@ -215,6 +219,7 @@ impl TraceReport {
             callsites: Vec::new(),
             callsites_total: 0,
             weighted_stacks: Vec::new(),
+            excluded_backing_pages: None,
             traced_callsites: Vec::new(),
             growth_objects: None,
             growth_bytes: None,

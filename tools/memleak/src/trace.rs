@@ -184,12 +184,17 @@ pub fn page(options: &Options) -> anyhow::Result<TraceReport> {
         }
     };
     let growth = growth.finish();
+    // Pages other meminfo lines account (slab, vmalloc, page tables) are
+    // not in the residual the growth measures: not page leaks.
+    let backing = page::drop_backing(&mut outstanding, &symbols, page_size);
     if !options.stacks {
         // Stacks found the call sites; show them only when asked.
         outstanding.remap_stacks(|_| None);
     }
     let marked = Marked::unavailable("the similarity scan applies to slab objects, not whole pages");
-    Ok(build_report(Kind::Page, &outstanding, &stacks, &symbols, &traced, options, page_size, marked, growth.as_ref()))
+    let mut report = build_report(Kind::Page, &outstanding, &stacks, &symbols, &traced, options, page_size, marked, growth.as_ref());
+    report.excluded_backing_pages = Some(backing);
+    Ok(report)
 }
 
 fn trace_pages_with_perf(

@@ -158,6 +158,7 @@ fn run(matches: &ArgMatches, _context: &tool::Context) -> anyhow::Result<Outcome
         stacks: matches.get_flag("stacks"),
         top: *matches.get_one::<usize>("top").unwrap(),
         max_tracked: *matches.get_one::<u64>("max-tracked").unwrap() as usize,
+        outstanding: only_outstanding,
         tracer: match matches.get_one::<String>("tracer").map(String::as_str) {
             Some("bpf") => trace::Tracer::Bpf,
             Some("perf") => trace::Tracer::Perf,

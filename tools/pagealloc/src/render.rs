@@ -90,12 +90,16 @@ pub fn trace(r: &TraceReport, allocinfo: Option<&[AllocSite]>, only_outstanding:
         let _ = writeln!(out, "\nby GFP mask:\n{t}");
         sites(&mut out, "call sites by pages allocated", &r.top_allocators, false);
     }
-    sites(&mut out, "call sites by pages still held at the end", &r.outstanding, true);
-    let mut t = plain_table(["age", "pages"]);
-    for b in &r.age_histogram {
-        t.add_row(vec![b.le_s.map(|s| format!("<= {s}s")).unwrap_or("older".into()), b.pages.to_string()]);
+    if r.outstanding_traced {
+        sites(&mut out, "call sites by pages still held at the end", &r.outstanding, true);
+        let mut t = plain_table(["age", "pages"]);
+        for b in &r.age_histogram {
+            t.add_row(vec![b.le_s.map(|s| format!("<= {s}s")).unwrap_or("older".into()), b.pages.to_string()]);
+        }
+        let _ = writeln!(out, "\noutstanding pages by age:\n{t}");
+    } else {
+        let _ = writeln!(out, "\npages still held at the end: not traced (--outstanding traces them)");
     }
-    let _ = writeln!(out, "\noutstanding pages by age:\n{t}");
     if let Some(sites) = allocinfo {
         let mut t = plain_table(["bytes", "calls", "function", "location"]);
         for s in sites {

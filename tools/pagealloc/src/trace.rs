@@ -40,6 +40,9 @@ pub struct TraceOptions {
     pub max_tracked: usize,
     /// `--tracer`.
     pub tracer: Tracer,
+    /// `--outstanding`: the pages still held are what is asked (BPF traces
+    /// only those; perf traces both).
+    pub outstanding: bool,
 }
 
 /// `--tracer`: where allocations are counted.
@@ -133,6 +136,9 @@ pub struct TraceReport {
     /// Fields that are estimates (scaled from the unwound sample); every
     /// other figure is an exact count.
     pub estimated: Vec<&'static str>,
+    /// Whether pages still held were traced (`outstanding`,
+    /// `age_histogram`): perf always, BPF with --outstanding only.
+    pub outstanding_traced: bool,
     /// Seconds traced.
     pub window_s: f64,
     /// Seconds of it tracing frees only.
@@ -376,6 +382,7 @@ pub(crate) fn report(
         tracer_note: None,
         stacks_sampled_every: 1,
         estimated: Vec::new(),
+        outstanding_traced: true,
         window_s: outcome.elapsed_s,
         free_only_s: outcome.free_only_s,
         interrupted: outcome.interrupted,

@@ -1,10 +1,13 @@
-//! pagealloc in the kernel (issue 13): exact tallies by order,
-//! migratetype and GFP mask ([`sysak_kernel::trace::bpf_tally`]) and the
-//! outstanding pages ([`sysak_kernel::trace::bpf_outstanding`]) counted in
-//! BPF maps; nothing travels to user space during the window. Call sites
-//! need an unwound stack: without -s one allocation in 2^[`SAMPLE_SHIFT`]
-//! is unwound and its counts scaled (the report lists those fields as
-//! estimates); with -s every one is.
+//! pagealloc in the kernel (issue 13): nothing travels to user space
+//! during the window. Plain `sysak pagealloc` counts allocations — exact
+//! tallies by order, migratetype and GFP mask, frees by order
+//! ([`sysak_kernel::trace::bpf_tally`]); `--outstanding` keeps the pages
+//! still held instead ([`sysak_kernel::trace::bpf_outstanding`]). One
+//! job per mode: the outstanding set's insert and delete on every page
+//! would triple the cost of counting (benches/pagealloc-overhead). Call
+//! sites need an unwound stack: without -s one allocation in
+//! 2^[`SAMPLE_SHIFT`] is unwound and its counts scaled (the report lists
+//! those fields as estimates); with -s every one is.
 
 use std::path::Path;
 
@@ -17,16 +20,24 @@ use sysak_kernel::trace::callsite::{CallSiteFinder, PAGE_ALLOCATOR};
 use sysak_kernel::trace::in_kernel;
 use sysak_kernel::trace::outstanding::{Allocation, Outstanding, Stacks};
 use sysak_kernel::trace::page_probes::{outstanding_probes, tally_probes};
+use sysak_kernel::trace::window;
 
 use super::{report, Totals, TraceOptions, TraceReport, MAX_GFP, MAX_STACKS, SAMPLE_SHIFT};
 
-fn load(types: &KernelTypes, page_size: u64, shift: u32, max_tracked: usize) -> Result<(PageTally, OutstandingTracer), String> {
+/// What is loaded for the mode.
+enum Loaded {
+    Tally(PageTally),
+    Outstanding(OutstandingTracer),
+}
+
+fn load(types: &KernelTypes, page_size: u64, shift: u32, options: &TraceOptions) -> Result<Loaded, String> {
+    if options.outstanding {
+        let (allocs, frees) = outstanding_probes(types, page_size, &[])?;
+        let policy = if shift == 0 { StackPolicy::Every } else { StackPolicy::Sampled(shift) };
+        return in_kernel::load(&allocs, &frees, options.max_tracked, policy).map(Loaded::Outstanding).map_err(|e| e.to_string());
+    }
     let (args, frees) = tally_probes(types)?;
-    let tally = PageTally::load(args, &frees, shift).map_err(|e| e.to_string())?;
-    let (allocs, frees) = outstanding_probes(types, page_size, &[])?;
-    let policy = if shift == 0 { StackPolicy::Every } else { StackPolicy::Sampled(shift) };
-    let outstanding = in_kernel::load(&allocs, &frees, max_tracked, policy).map_err(|e| e.to_string())?;
-    Ok((tally, outstanding))
+    PageTally::load(args, &frees, shift).map(Loaded::Tally).map_err(|e| e.to_string())
 }
 
 /// Trace a window in the kernel. `Ok(Err(why))`: BPF cannot be used here
@@ -38,21 +49,31 @@ pub(super) fn run(options: &TraceOptions, label: &str) -> anyhow::Result<Result<
     };
     let page_size = sysak_kernel::procfs::page_size();
     let shift = if options.stacks { 0 } else { SAMPLE_SHIFT };
-    let (mut tally, tracer) = match load(&types, page_size, shift, options.max_tracked) {
+    let loaded = match load(&types, page_size, shift, options) {
         Ok(loaded) => loaded,
         Err(why) => return Ok(Err(why)),
     };
     let symbols = Kallsyms::load(Path::new("/proc"))?;
+    let every = 1u64 << shift;
     let mut outstanding = Outstanding::new(options.max_tracked);
     let mut stacks = Stacks::new(MAX_STACKS);
-    tally.start()?;
-    let run = in_kernel::run(tracer, options.window, &Bar::new(label, "tracing"), &mut outstanding, &mut stacks);
-    tally.stop();
-    let run = run?;
-    let read = tally.read()?;
-    let every = tally.sample_every();
     let mut finder = CallSiteFinder::new(PAGE_ALLOCATOR);
-    let totals = totals(&read, every, options.stacks, &mut stacks, &mut finder, &symbols);
+    let bar = Bar::new(label, "tracing");
+    let (outcome, totals, lost_events, lost_stacks, untracked) = match loaded {
+        Loaded::Tally(mut tally) => {
+            tally.start()?;
+            let outcome = window::run_in_kernel(options.window, &bar, || {});
+            tally.stop();
+            let read = tally.read()?;
+            let totals = totals(&read, every, options.stacks, &mut stacks, &mut finder, &symbols);
+            (outcome, totals, read.recursion_misses, read.stack_failures, read.key_overflow)
+        }
+        Loaded::Outstanding(tracer) => {
+            let run = in_kernel::run(tracer, options.window, &bar, &mut outstanding, &mut stacks)?;
+            let s = run.stats;
+            (run.outcome, Totals::default(), s.recursion_misses, s.stack_failures, s.insert_failures)
+        }
+    };
     outstanding.set_call_sites(|a| a.stack.map(|id| finder.find(stacks.get(id), &symbols)).unwrap_or(0));
     // Outstanding call sites: every page when all were unwound; else the
     // unwound sample, scaled. Totals and ages count every page.
@@ -71,22 +92,23 @@ pub(super) fn run(options: &TraceOptions, label: &str) -> anyhow::Result<Result<
         }
     }
     let by_site = sampled.as_ref().unwrap_or(&outstanding);
-    let mut r = report(&totals, &outstanding, by_site, &stacks, &symbols, &run.outcome, options, page_size);
+    let mut r = report(&totals, &outstanding, by_site, &stacks, &symbols, &outcome, options, page_size);
     r.tracer = "bpf";
+    r.outstanding_traced = options.outstanding;
     r.stacks_sampled_every = every;
     if every > 1 {
-        r.estimated = vec!["top_allocators", "outstanding"];
+        r.estimated = vec![if options.outstanding { "outstanding" } else { "top_allocators" }];
         for site in &mut r.outstanding {
             site.allocations *= every;
         }
     }
-    r.lost_events = match (run.stats.recursion_misses, read.recursion_misses) {
-        (Some(a), Some(b)) => Some(a + b),
-        _ => None,
-    };
-    r.lost_stacks = read.stack_failures + run.stats.stack_failures;
-    r.untracked_outstanding += run.stats.insert_failures;
-    r.untracked_sites += read.key_overflow;
+    r.lost_events = lost_events;
+    r.lost_stacks = lost_stacks;
+    if options.outstanding {
+        r.untracked_outstanding += untracked;
+    } else {
+        r.untracked_sites += untracked;
+    }
     Ok(Ok(r))
 }
 
