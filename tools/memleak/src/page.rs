@@ -56,35 +56,48 @@ pub struct BackingPages {
     pub page_tables: u64,
 }
 
+/// What a call site's pages back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backing {
+    Slab,
+    Vmalloc,
+    PageTables,
+}
+
+impl BackingPages {
+    fn add(&mut self, kind: Backing, pages: u64) {
+        match kind {
+            Backing::Slab => self.slab += pages,
+            Backing::Vmalloc => self.vmalloc += pages,
+            Backing::PageTables => self.page_tables += pages,
+        }
+    }
+}
+
 /// What a call site's pages back, by function name (stable across 5.10 to
 /// 6.18 up to the `_noprof` suffixes of 6.10+, which prefixes cover).
-fn backing(function: &str) -> Option<fn(&mut BackingPages) -> &mut u64> {
-    const SLAB: &[&str] = &["allocate_slab", "new_slab"];
-    const VMALLOC: &[&str] = &["__vmalloc_area_node", "vm_area_alloc_pages", "__vmalloc_node_range"];
-    const PAGE_TABLES: &[&str] =
-        &["pte_alloc_one", "__pte_alloc", "__pmd_alloc", "__pud_alloc", "__p4d_alloc", "pgd_alloc", "__pte_alloc_kernel"];
-    let is = |names: &[&str]| names.iter().any(|n| function == *n || function.starts_with(&format!("{n}_")));
-    if is(SLAB) {
-        Some(|b| &mut b.slab)
-    } else if is(VMALLOC) {
-        Some(|b| &mut b.vmalloc)
-    } else if is(PAGE_TABLES) {
-        Some(|b| &mut b.page_tables)
-    } else {
-        None
-    }
+fn backing(function: &str) -> Option<Backing> {
+    const KINDS: [(Backing, &[&str]); 3] = [
+        (Backing::Slab, &["allocate_slab", "new_slab"]),
+        (Backing::Vmalloc, &["__vmalloc_area_node", "vm_area_alloc_pages", "__vmalloc_node_range"]),
+        (
+            Backing::PageTables,
+            &["pte_alloc_one", "__pte_alloc", "__pmd_alloc", "__pud_alloc", "__p4d_alloc", "pgd_alloc", "__pte_alloc_kernel"],
+        ),
+    ];
+    KINDS.iter().find(|(_, names)| names.iter().any(|n| function == *n || function.starts_with(&format!("{n}_")))).map(|(kind, _)| *kind)
 }
 
 /// Drop the outstanding pages that back slab, vmalloc or page tables;
 /// returns how many pages of each.
 pub fn drop_backing(outstanding: &mut Outstanding, symbols: &Kallsyms, page_size: u64) -> BackingPages {
     let mut dropped = BackingPages::default();
-    let mut kinds: std::collections::HashMap<u64, Option<fn(&mut BackingPages) -> &mut u64>> = std::collections::HashMap::new();
+    let mut kinds: std::collections::HashMap<u64, Option<Backing>> = std::collections::HashMap::new();
     outstanding.retain(|_, a| {
         let kind = *kinds.entry(a.call_site).or_insert_with(|| symbols.resolve(a.call_site).and_then(|r| backing(r.name)));
         match kind {
-            Some(field) => {
-                *field(&mut dropped) += a.bytes / page_size;
+            Some(kind) => {
+                dropped.add(kind, a.bytes / page_size);
                 false
             }
             None => true,
@@ -105,15 +118,15 @@ mod tests {
 
     #[test]
     fn backing_pages_are_told_by_function() {
-        assert!(backing("allocate_slab").is_some());
-        assert!(backing("__vmalloc_node_range_noprof").is_some());
-        assert!(backing("vm_area_alloc_pages").is_some());
-        assert!(backing("pte_alloc_one").is_some());
-        assert!(backing("__pte_alloc").is_some());
-        assert!(backing("anon_pipe_write").is_none());
-        assert!(backing("leakmod_alloc_pages_one").is_none());
+        assert_eq!(backing("allocate_slab"), Some(Backing::Slab));
+        assert_eq!(backing("__vmalloc_node_range_noprof"), Some(Backing::Vmalloc));
+        assert_eq!(backing("vm_area_alloc_pages"), Some(Backing::Vmalloc));
+        assert_eq!(backing("pte_alloc_one"), Some(Backing::PageTables));
+        assert_eq!(backing("__pte_alloc"), Some(Backing::PageTables));
+        assert_eq!(backing("anon_pipe_write"), None);
+        assert_eq!(backing("leakmod_alloc_pages_one"), None);
         let mut b = BackingPages::default();
-        *backing("__pmd_alloc").unwrap()(&mut b) += 3;
+        b.add(Backing::PageTables, 3);
         assert_eq!(b.page_tables, 3);
     }
 
