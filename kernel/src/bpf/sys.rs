@@ -78,6 +78,11 @@ pub enum MapType {
     Hash = 1,
     /// BPF_MAP_TYPE_ARRAY.
     Array = 2,
+    /// BPF_MAP_TYPE_PERCPU_HASH: a value per possible CPU, so programs on
+    /// different CPUs never share a cache line.
+    PercpuHash = 5,
+    /// BPF_MAP_TYPE_PERCPU_ARRAY.
+    PercpuArray = 6,
     /// BPF_MAP_TYPE_STACK_TRACE.
     StackTrace = 7,
 }
@@ -134,6 +139,17 @@ pub struct Map {
     pub value_size: u32,
     /// Capacity.
     pub max_entries: u32,
+    /// Per-CPU maps: the possible CPUs, each with its own value in what
+    /// user space reads; 0 otherwise.
+    pub per_cpu: usize,
+}
+
+/// Possible CPUs (/sys/devices/system/cpu/possible): how many values a
+/// per-CPU map hands user space per key.
+fn possible_cpus() -> Result<usize, BpfError> {
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/possible")
+        .map_err(|e| BpfError(format!("cannot read /sys/devices/system/cpu/possible: {e}")))?;
+    crate::trace::perf::parse_cpu_list(text.trim()).map(|c| c.len()).ok_or_else(|| BpfError(format!("cannot parse CPU list {text:?}")))
 }
 
 impl Map {
@@ -149,8 +165,21 @@ impl Map {
             map_name: name16(name),
             ..Default::default()
         };
+        let per_cpu = match map_type {
+            MapType::PercpuHash | MapType::PercpuArray => possible_cpus()?,
+            _ => 0,
+        };
         let fd = fd_from(bpf(BPF_MAP_CREATE, &mut attr), &format!("creating BPF map {name}"))?;
-        Ok(Map { fd, key_size, value_size, max_entries })
+        Ok(Map { fd, key_size, value_size, max_entries, per_cpu })
+    }
+
+    /// Bytes of a value as user space reads it: per-CPU maps give one
+    /// 8-byte-aligned value per possible CPU.
+    pub fn read_value_size(&self) -> usize {
+        match self.per_cpu {
+            0 => self.value_size as usize,
+            cpus => (self.value_size as usize).div_ceil(8) * 8 * cpus,
+        }
     }
 
     /// The descriptor, for `insn::load_map_fd`.
@@ -161,7 +190,7 @@ impl Map {
     /// BPF_MAP_LOOKUP_ELEM into `value` (value_size bytes). `Ok(false)`
     /// when the key is absent.
     pub fn lookup(&self, key: &[u8], value: &mut [u8]) -> Result<bool, BpfError> {
-        assert!(key.len() == self.key_size as usize && value.len() >= self.value_size as usize);
+        assert!(key.len() == self.key_size as usize && value.len() >= self.read_value_size());
         let mut attr =
             MapElemAttr { map_fd: self.fd() as u32, key: key.as_ptr() as u64, value: value.as_mut_ptr() as u64, ..Default::default() };
         if bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) < 0 {
@@ -177,7 +206,7 @@ impl Map {
     /// `chunk` elements per call. Unlike GET_NEXT_KEY, a batch walk does not
     /// restart from the beginning when the map changes under it.
     pub fn dump(&self, chunk: u32, mut each: impl FnMut(&[u8], &[u8])) -> Result<(), BpfError> {
-        let (ks, vs) = (self.key_size as usize, self.value_size as usize);
+        let (ks, vs) = (self.key_size as usize, self.read_value_size());
         let mut keys = vec![0u8; ks * chunk as usize];
         let mut values = vec![0u8; vs * chunk as usize];
         let mut token = [0u8; 8];

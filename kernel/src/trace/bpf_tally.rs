@@ -157,8 +157,10 @@ fn add_or_insert(b: &mut Builder, map: &Map, key: i16, fresh: i16, adds: &[(i16,
 impl PageTally {
     /// Create the maps and load (verify) the programs; nothing attached.
     pub fn load(args: PageAllocArgs, free_tracepoints: &[FreeTracepoint], sample_shift: u32) -> Result<PageTally, BpfError> {
-        let tallies = Map::create(MapType::Hash, "sysak_tally", 8, 8, MAX_KEYS, 0)?;
-        let frees = Map::create(MapType::Array, "sysak_frees", 4, 8, ORDERS, 0)?;
+        // Per-CPU: every page allocation and free adds to these, and a
+        // shared counter's cache line would bounce between CPUs.
+        let tallies = Map::create(MapType::PercpuHash, "sysak_tally", 8, 8, MAX_KEYS, 0)?;
+        let frees = Map::create(MapType::PercpuArray, "sysak_frees", 4, 8, ORDERS, 0)?;
         let stacks = Map::create(MapType::StackTrace, "sysak_tstk", 4, (STACK_DEPTH * 8) as u32, MAX_STACKS, 0)?;
         let by_stack = Map::create(MapType::Hash, "sysak_bystk", 4, 16, MAX_STACKS, 0)?;
         let counters = Map::create(MapType::Array, "sysak_tcnt", 4, 8, 3, 0)?;
@@ -198,6 +200,8 @@ impl PageTally {
     /// Read the counts (after [`PageTally::stop`]).
     pub fn read(&self) -> Result<TallyRead, BpfError> {
         let word = |v: &[u8], i: usize| u64::from_le_bytes(v[i * 8..i * 8 + 8].try_into().unwrap());
+        // A per-CPU u64 reads as one word per possible CPU.
+        let sum = |v: &[u8]| (0..v.len() / 8).map(|i| word(v, i)).sum::<u64>();
         let mut out = TallyRead::default();
         self.tallies.dump(4096, |k, v| {
             let key = u64::from_le_bytes(k.try_into().unwrap());
@@ -205,14 +209,14 @@ impl PageTally {
                 order: (key & 0xff) as u32,
                 migratetype: ((key >> 8) & 0xff) as u32,
                 gfp: (key >> 32) as u32,
-                allocations: word(v, 0),
+                allocations: sum(v),
             });
         })?;
         out.tallies.sort_by_key(|t| (t.order, t.migratetype, t.gfp));
-        let mut v = [0u8; 8];
+        let mut v = vec![0u8; self.frees.read_value_size()];
         for order in 0..ORDERS {
             self.frees.lookup(&order.to_le_bytes(), &mut v)?;
-            out.frees_by_order.push(u64::from_le_bytes(v));
+            out.frees_by_order.push(sum(&v));
         }
         while out.frees_by_order.last() == Some(&0) {
             out.frees_by_order.pop();

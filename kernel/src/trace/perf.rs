@@ -116,7 +116,8 @@ pub fn online_cpus() -> Result<Vec<u32>, PerfError> {
     parse_cpu_list(text.trim()).ok_or_else(|| PerfError(format!("cannot parse CPU list {text:?}")))
 }
 
-fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
+/// Parse a kernel CPU list ("0-3,5").
+pub(crate) fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
     let mut cpus = Vec::new();
     for part in text.split(',').filter(|p| !p.is_empty()) {
         match part.split_once('-') {
