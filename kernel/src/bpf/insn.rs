@@ -188,6 +188,14 @@ pub const fn ld_imm64(dst: Reg, imm: u64) -> [Insn; 2] {
     [insn(LD | IMM | Size::DW as u8, dst, 0, 0, imm as u32 as i32), insn(0, 0, 0, 0, (imm >> 32) as u32 as i32)]
 }
 
+/// Byte offset of argument `i` in a raw tracepoint's `u64 args[]` context.
+pub const fn ctx_arg(i: usize) -> i16 {
+    (i * 8) as i16
+}
+
+/// `BPF_NOEXIST`: insert only.
+pub const NOEXIST: i32 = 1;
+
 /// Builds a program whose early exits all jump to one `return 0` at the
 /// end, so callers never count jump offsets by hand.
 #[derive(Debug, Default)]
@@ -230,6 +238,36 @@ impl Builder {
         body(self);
         self.insns[at].off = (self.insns.len() - at - 1) as i16;
         self
+    }
+
+    /// `R0 = bpf_map_lookup_elem(map, fp + key)`; R1–R5 clobbered.
+    pub fn map_lookup(&mut self, map_fd: i32, key: i16) -> &mut Builder {
+        self.push(load_map_fd(R1, map_fd)).push([mov(R2, FP), add_imm(R2, key as i32), call(helper::MAP_LOOKUP_ELEM)])
+    }
+
+    /// `R0 = bpf_map_update_elem(map, fp + key, fp + value, flags)`.
+    pub fn map_update(&mut self, map_fd: i32, key: i16, value: i16, flags: i32) -> &mut Builder {
+        self.push(load_map_fd(R1, map_fd)).push([
+            mov(R2, FP),
+            add_imm(R2, key as i32),
+            mov(R3, FP),
+            add_imm(R3, value as i32),
+            mov_imm(R4, flags),
+            call(helper::MAP_UPDATE_ELEM),
+        ])
+    }
+
+    /// `R0 = bpf_map_delete_elem(map, fp + key)`.
+    pub fn map_delete(&mut self, map_fd: i32, key: i16) -> &mut Builder {
+        self.push(load_map_fd(R1, map_fd)).push([mov(R2, FP), add_imm(R2, key as i32), call(helper::MAP_DELETE_ELEM)])
+    }
+
+    /// `counters[index] += 1` for an array of u64 counters, the index kept
+    /// at fp + scratch (4 bytes); falls through; R0–R5 clobbered.
+    pub fn count(&mut self, counters_fd: i32, index: u32, scratch: i16) -> &mut Builder {
+        self.push([store_imm(Size::W, FP, scratch, index as i32)]).map_lookup(counters_fd, scratch).skip_if_imm(Cond::Eq, R0, 0, |b| {
+            b.push([mov_imm(R1, 1), atomic_add(R0, 0, R1)]);
+        })
     }
 
     /// `return 0` here.

@@ -154,17 +154,12 @@ pub struct OutstandingTracer {
     free_links: Vec<OwnedFd>,
 }
 
-fn arg(i: usize) -> i16 {
-    (i * 8) as i16
-}
+/// Scratch slot for a counter's index.
+const COUNTER_INDEX_AT: i16 = -44;
 
 /// `counters[index] += 1` (R0–R5 clobbered).
 fn count(b: &mut Builder, counters: &Map, index: u32) {
-    b.push([insn::store_imm(Size::W, FP, -44, index as i32)])
-        .push(insn::load_map_fd(R1, counters.fd()))
-        .push([insn::mov(R2, FP), insn::add_imm(R2, -44), insn::call(helper::MAP_LOOKUP_ELEM)])
-        .exit_if_imm(Cond::Eq, R0, 0)
-        .push([insn::mov_imm(R1, 1), insn::atomic_add(R0, 0, R1)]);
+    b.count(counters.fd(), index, COUNTER_INDEX_AT);
 }
 
 /// `*(fp-16) = hash of the kernel stack`, its frames stored in `stacks`
@@ -195,15 +190,7 @@ fn unwind(b: &mut Builder, stacks: &Map) {
             insn::rsh_imm(R8, 1),
             insn::store(Size::DW, FP, FRAMES_KEY_AT, R8),
         ])
-        .push(insn::load_map_fd(R1, stacks.fd()))
-        .push([
-            insn::mov(R2, FP),
-            insn::add_imm(R2, FRAMES_KEY_AT as i32),
-            insn::mov(R3, FP),
-            insn::add_imm(R3, FRAMES_AT as i32),
-            insn::mov_imm(R4, 1), // BPF_NOEXIST
-            insn::call(helper::MAP_UPDATE_ELEM),
-        ]);
+        .map_update(stacks.fd(), FRAMES_KEY_AT, FRAMES_AT, insn::NOEXIST);
         // Stored, or stored before (-EEXIST): the hash; else (full) lost.
         b.skip_if_imm(Cond::Eq, R0, 0, |b| {
             b.skip_if_imm(Cond::Eq, R0, -17, |b| {
@@ -219,8 +206,8 @@ fn unwind(b: &mut Builder, stacks: &Map) {
 /// call site -> {stack id, unwinds}.
 fn sampled_unwind(b: &mut Builder, stacks: &Map, sites: &Map, per_site: u32) {
     b.push([insn::load(Size::DW, R1, FP, -32), insn::store(Size::DW, FP, -56, R1)])
-        .push(insn::load_map_fd(R1, sites.fd()))
-        .push([insn::mov(R2, FP), insn::add_imm(R2, -56), insn::call(helper::MAP_LOOKUP_ELEM), insn::mov(R9, R0)])
+        .map_lookup(sites.fd(), -56)
+        .push([insn::mov(R9, R0)])
         .push([insn::mov_imm(R7, 1)]);
     // Known site with enough stacks: reuse its stack id, no unwind.
     b.skip_if_imm(Cond::Eq, R9, 0, |b| {
@@ -243,15 +230,7 @@ fn sampled_unwind(b: &mut Builder, stacks: &Map, sites: &Map, per_site: u32) {
         // New site: {id, 1}.
         b.skip_if_imm(Cond::Ne, R9, 0, |b| {
             b.push([insn::load(Size::DW, R1, FP, -16), insn::store(Size::DW, FP, -72, R1), insn::store_imm(Size::DW, FP, -64, 1)])
-                .push(insn::load_map_fd(R1, sites.fd()))
-                .push([
-                    insn::mov(R2, FP),
-                    insn::add_imm(R2, -56),
-                    insn::mov(R3, FP),
-                    insn::add_imm(R3, -72),
-                    insn::mov_imm(R4, 0),
-                    insn::call(helper::MAP_UPDATE_ELEM),
-                ]);
+                .map_update(sites.fd(), -56, -72, 0);
         });
     });
 }
@@ -267,24 +246,24 @@ fn alloc_program(
     let mut b = Builder::new();
     b.push([insn::mov(R6, R1)]);
     if let Some((index, value)) = p.filter {
-        b.push([insn::load(Size::DW, R1, R6, arg(index))]).push(insn::ld_imm64(R2, value)).exit_if(Cond::Ne, R1, R2);
+        b.push([insn::load(Size::DW, R1, R6, insn::ctx_arg(index))]).push(insn::ld_imm64(R2, value)).exit_if(Cond::Ne, R1, R2);
     }
     for (index, value) in &p.exclude {
-        b.push([insn::load(Size::DW, R1, R6, arg(*index))]).exit_if_imm(Cond::Eq, R1, *value as i32);
+        b.push([insn::load(Size::DW, R1, R6, insn::ctx_arg(*index))]).exit_if_imm(Cond::Eq, R1, *value as i32);
     }
-    b.push([insn::load(Size::DW, R7, R6, arg(p.key_arg))]).exit_if_imm(Cond::Eq, R7, 0);
+    b.push([insn::load(Size::DW, R7, R6, insn::ctx_arg(p.key_arg))]).exit_if_imm(Cond::Eq, R7, 0);
     // value at fp-40: {time, call_site, bytes, stackid}; key at fp-8.
     b.push([insn::store(Size::DW, FP, -8, R7), insn::call(helper::KTIME_GET_NS), insn::store(Size::DW, FP, -40, R0)]);
     match p.call_site_arg {
-        Some(i) => b.push([insn::load(Size::DW, R1, R6, arg(i))]),
+        Some(i) => b.push([insn::load(Size::DW, R1, R6, insn::ctx_arg(i))]),
         None => b.push([insn::mov_imm(R1, 0)]),
     };
     b.push([insn::store(Size::DW, FP, -32, R1)]);
     match p.bytes {
         Bytes::Const(n) => b.push(insn::ld_imm64(R1, n)),
-        Bytes::Arg(i) => b.push([insn::load(Size::DW, R1, R6, arg(i))]),
+        Bytes::Arg(i) => b.push([insn::load(Size::DW, R1, R6, insn::ctx_arg(i))]),
         Bytes::PageOrder { page_size, order_arg } => b.push(insn::ld_imm64(R1, page_size)).push([
-            insn::load(Size::DW, R2, R6, arg(order_arg)),
+            insn::load(Size::DW, R2, R6, insn::ctx_arg(order_arg)),
             insn::and_imm(R2, 31),
             insn::lsh(R1, R2),
         ]),
@@ -302,14 +281,7 @@ fn alloc_program(
             b.push([insn::mov_imm(R1, -1), insn::store(Size::DW, FP, -16, R1)]);
         }
     }
-    b.push(insn::load_map_fd(R1, hash.fd())).push([
-        insn::mov(R2, FP),
-        insn::add_imm(R2, -8),
-        insn::mov(R3, FP),
-        insn::add_imm(R3, -40),
-        insn::mov_imm(R4, 0),
-        insn::call(helper::MAP_UPDATE_ELEM),
-    ]);
+    b.map_update(hash.fd(), -8, -40, 0);
     b.skip_if_imm(Cond::Eq, R0, 0, |b| {
         count(b, counters, COUNTER_INSERT_FAILURES);
         b.return_zero();
@@ -328,14 +300,12 @@ fn free_program(p: &FreeProbe, hash: &Map) -> Vec<insn::Insn> {
     // Look up before deleting: almost every free is of an untraced object,
     // and a lookup takes no lock while a delete takes the bucket's.
     let mut b = Builder::new();
-    b.push([insn::load(Size::DW, R1, R1, arg(p.key_arg))])
+    b.push([insn::load(Size::DW, R1, R1, insn::ctx_arg(p.key_arg))])
         .exit_if_imm(Cond::Eq, R1, 0)
         .push([insn::store(Size::DW, FP, -8, R1)])
-        .push(insn::load_map_fd(R1, hash.fd()))
-        .push([insn::mov(R2, FP), insn::add_imm(R2, -8), insn::call(helper::MAP_LOOKUP_ELEM)])
+        .map_lookup(hash.fd(), -8)
         .exit_if_imm(Cond::Eq, R0, 0)
-        .push(insn::load_map_fd(R1, hash.fd()))
-        .push([insn::mov(R2, FP), insn::add_imm(R2, -8), insn::call(helper::MAP_DELETE_ELEM)]);
+        .map_delete(hash.fd(), -8);
     b.finish()
 }
 

@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 
-use crate::bpf::insn::{self, helper, Builder, Cond, Size, FP, R0, R1, R2, R3, R4, R6, R7, R8, R9};
+use crate::bpf::insn::{self, helper, Builder, Cond, Size, FP, R0, R1, R2, R3, R6, R7, R8, R9};
 use crate::bpf::sys::{MapType, ProgramType};
 use crate::bpf::{BpfError, Map, Program};
 
@@ -93,17 +93,8 @@ pub struct PageTally {
     links: Vec<OwnedFd>,
 }
 
-fn arg(i: usize) -> i16 {
-    (i * 8) as i16
-}
-
 fn count(b: &mut Builder, counters: &Map, index: u32) {
-    b.push([insn::store_imm(Size::W, FP, -68, index as i32)])
-        .push(insn::load_map_fd(R1, counters.fd()))
-        .push([insn::mov(R2, FP), insn::add_imm(R2, -68), insn::call(helper::MAP_LOOKUP_ELEM)])
-        .skip_if_imm(Cond::Eq, R0, 0, |b| {
-            b.push([insn::mov_imm(R1, 1), insn::atomic_add(R0, 0, R1)]);
-        });
+    b.count(counters.fd(), index, -68);
 }
 
 /// An addend of [`add_or_insert`]: the constant 1, or a callee-saved
@@ -120,12 +111,7 @@ enum Addend {
 /// is full. `adds` are (offset in the value, addend). Clobbers R0–R5, R9.
 fn add_or_insert(b: &mut Builder, map: &Map, key: i16, fresh: i16, adds: &[(i16, Addend)], counters: &Map, overflow: u32) {
     let lookup = |b: &mut Builder| {
-        b.push(insn::load_map_fd(R1, map.fd())).push([
-            insn::mov(R2, FP),
-            insn::add_imm(R2, key as i32),
-            insn::call(helper::MAP_LOOKUP_ELEM),
-            insn::mov(R9, R0),
-        ]);
+        b.map_lookup(map.fd(), key).push([insn::mov(R9, R0)]);
     };
     let add = |b: &mut Builder| {
         for (off, addend) in adds {
@@ -138,14 +124,7 @@ fn add_or_insert(b: &mut Builder, map: &Map, key: i16, fresh: i16, adds: &[(i16,
     lookup(b);
     b.skip_if_imm(Cond::Eq, R9, 0, add);
     b.skip_if_imm(Cond::Ne, R9, 0, |b| {
-        b.push(insn::load_map_fd(R1, map.fd())).push([
-            insn::mov(R2, FP),
-            insn::add_imm(R2, key as i32),
-            insn::mov(R3, FP),
-            insn::add_imm(R3, fresh as i32),
-            insn::mov_imm(R4, 1), // BPF_NOEXIST
-            insn::call(helper::MAP_UPDATE_ELEM),
-        ]);
+        b.map_update(map.fd(), key, fresh, insn::NOEXIST);
         b.skip_if_imm(Cond::Eq, R0, 0, |b| {
             lookup(b);
             b.skip_if_imm(Cond::Eq, R9, 0, add);
@@ -257,14 +236,14 @@ fn alloc_program(args: PageAllocArgs, sample_shift: u32, tallies: &Map, stacks: 
     let mut b = Builder::new();
     b.push([
         insn::mov(R6, R1),
-        insn::load(Size::DW, R7, R6, arg(args.order)),
+        insn::load(Size::DW, R7, R6, insn::ctx_arg(args.order)),
         insn::and_imm(R7, 0x1f),
         // key = order | (migratetype & 0xff) << 8 | gfp << 32
-        insn::load(Size::DW, R1, R6, arg(args.migratetype)),
+        insn::load(Size::DW, R1, R6, insn::ctx_arg(args.migratetype)),
         insn::and_imm(R1, 0xff),
         insn::lsh_imm(R1, 8),
         insn::or(R1, R7),
-        insn::load(Size::DW, R2, R6, arg(args.gfp)),
+        insn::load(Size::DW, R2, R6, insn::ctx_arg(args.gfp)),
         insn::lsh_imm(R2, 32),
         insn::or(R1, R2),
         insn::store(Size::DW, FP, -8, R1),
@@ -295,12 +274,11 @@ fn alloc_program(args: PageAllocArgs, sample_shift: u32, tallies: &Map, stacks: 
 fn free_program(order_arg: Option<usize>, frees: &Map) -> Vec<insn::Insn> {
     let mut b = Builder::new();
     match order_arg {
-        Some(i) => b.push([insn::load(Size::DW, R1, R1, arg(i)), insn::and_imm(R1, (ORDERS - 1) as i32)]),
+        Some(i) => b.push([insn::load(Size::DW, R1, R1, insn::ctx_arg(i)), insn::and_imm(R1, (ORDERS - 1) as i32)]),
         None => b.push([insn::mov_imm(R1, 0)]),
     };
     b.push([insn::store(Size::W, FP, -4, R1)])
-        .push(insn::load_map_fd(R1, frees.fd()))
-        .push([insn::mov(R2, FP), insn::add_imm(R2, -4), insn::call(helper::MAP_LOOKUP_ELEM)])
+        .map_lookup(frees.fd(), -4)
         .exit_if_imm(Cond::Eq, R0, 0)
         .push([insn::mov_imm(R1, 1), insn::atomic_add(R0, 0, R1)]);
     b.finish()
