@@ -87,9 +87,6 @@ pub enum MapType {
     StackTrace = 7,
 }
 
-/// Map flag: a hash's entries are allocated when inserted, not up front.
-pub const BPF_F_NO_PREALLOC: u32 = 1;
-
 /// Map flag: the array's values can be mmap()ed (5.5+).
 pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 

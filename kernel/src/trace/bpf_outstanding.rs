@@ -22,8 +22,8 @@
 //!   bucket per hash slot and, without BPF_F_REUSE_STACKID, refuses a
 //!   second stack in a taken bucket — its allocations lost their call path
 //!   (call site 0x0); with it, the first stack's allocations would be
-//!   silently relabelled. Here distinct stacks only run out when the table
-//!   is full, and that is counted.
+//!   silently relabelled. Here distinct stacks only run out when the
+//!   (preallocated) table is full, and that is counted.
 //!
 //! Everything is file descriptors: programs detach and maps vanish when the
 //! process exits, even on SIGKILL.
@@ -32,7 +32,7 @@ use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 
 use crate::bpf::insn::{self, helper, Builder, Cond, Size, FP, R0, R1, R2, R3, R4, R6, R7, R8, R9};
-use crate::bpf::sys::{MapType, ProgramType, BPF_F_NO_PREALLOC};
+use crate::bpf::sys::{MapType, ProgramType};
 use crate::bpf::{BpfError, Map, Program};
 
 /// Where an allocation's size comes from.
@@ -130,8 +130,11 @@ const COUNTER_STACK_FAILURES: u32 = 1;
 pub const STACK_DEPTH: usize = 32;
 /// Frames of the BPF trampoline at the top of a raw tracepoint stack.
 const BPF_FRAMES: i32 = 2;
-/// Distinct stacks kept (allocated as they come: ~300 bytes each).
-const MAX_DISTINCT_STACKS: u32 = 32_768;
+/// Distinct stacks kept, preallocated (~320 bytes each: 5 MiB). Not
+/// BPF_F_NO_PREALLOC: an insert that allocates inside mm_page_alloc fails
+/// (-ENOMEM) more often than not on 6.1, and 5.10 warns such maps are
+/// unsafe in tracing programs.
+const MAX_DISTINCT_STACKS: u32 = 16_384;
 /// Where the program keeps the copied frames and their hash on its stack.
 const FRAMES_AT: i16 = -336;
 const FRAMES_KEY_AT: i16 = -344;
@@ -166,6 +169,13 @@ fn count(b: &mut Builder, counters: &Map, index: u32) {
 /// under that hash; STACK_LOST when the copy or the insert fails. R6 =
 /// ctx; R7 and R9 are preserved (callers keep state there).
 fn unwind(b: &mut Builder, stacks: &Map) {
+    // Before 5.11-ish the raw tracepoint bpf_get_stack takes initialised
+    // memory (ARG_PTR_TO_MEM): zero the buffer (5.10's verifier refused it
+    // otherwise: "invalid indirect read from stack").
+    b.push([insn::mov_imm(R1, 0)]);
+    for i in 0..STACK_DEPTH as i16 {
+        b.push([insn::store(Size::DW, FP, FRAMES_AT + i * 8, R1)]);
+    }
     b.push([
         insn::mov(R1, R6),
         insn::mov(R2, FP),
@@ -318,7 +328,7 @@ impl OutstandingTracer {
         let counters = Map::create(MapType::Array, "sysak_cnt", 4, 8, 2, 0)?;
         let stacks = match policy {
             StackPolicy::None => None,
-            _ => Some(Map::create(MapType::Hash, "sysak_stk", 8, (STACK_DEPTH * 8) as u32, MAX_DISTINCT_STACKS, BPF_F_NO_PREALLOC)?),
+            _ => Some(Map::create(MapType::Hash, "sysak_stk", 8, (STACK_DEPTH * 8) as u32, MAX_DISTINCT_STACKS, 0)?),
         };
         let sites = match policy {
             StackPolicy::PerCallSite(n) => Some((Map::create(MapType::Hash, "sysak_sites", 8, 16, MAX_SITES, 0)?, n)),
