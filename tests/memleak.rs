@@ -346,13 +346,7 @@ fn pipe_pages_found(scratch: &Scratch, tracer: &str, pipes: usize, pages_each: u
     let mut command = sysak(scratch, &[]);
     command.args(["memleak", "-t", "page", "-i", "4", "-r", "25", "--tracer", tracer, "--format", "json"]);
     let child = start_window(command);
-    // A leak grows over time: one pipe every 10 ms, not all in one burst.
-    let held: Vec<_> = (0..pipes)
-        .map(|_| {
-            std::thread::sleep(Duration::from_millis(10));
-            common::pipes::PipePages::fill(1, pages_each).unwrap()
-        })
-        .collect();
+    let held = common::pipes::PipePages::fill_steadily(pipes, pages_each);
     let out = child.finish();
     drop(held);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -472,12 +466,7 @@ fn folded_page_stacks_weigh_outstanding_pages() {
     let mut command = sysak(&scratch, &[]);
     command.args(["memleak", "-t", "page", "-i", "3", "-r", "25", "-s", "--format", "folded"]);
     let child = start_window(command);
-    let held: Vec<_> = (0..PIPES)
-        .map(|_| {
-            std::thread::sleep(Duration::from_millis(10));
-            common::pipes::PipePages::fill(1, PAGES_EACH).unwrap()
-        })
-        .collect();
+    let held = common::pipes::PipePages::fill_steadily(PIPES, PAGES_EACH);
     let out = child.finish();
     drop(held);
     assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));

@@ -53,12 +53,7 @@ fn pipe_pages_attributed(args: &[&str], exact: bool) {
     let mut command = sysak(&scratch, &[]);
     command.args(["pagealloc", "-i", "3", "-r", "25", "--format", "json"]).args(args);
     let child = start_window(command);
-    let held: Vec<PipePages> = (0..PIPES)
-        .map(|_| {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-            PipePages::fill(1, PAGES_EACH).unwrap()
-        })
-        .collect();
+    let held = PipePages::fill_steadily(PIPES, PAGES_EACH);
     let out = child.finish();
     drop(held);
     // --outstanding exits 1 when pages are held.
@@ -151,12 +146,7 @@ fn folded_stacks_weigh_pages_allocated() {
     let mut command = sysak(&scratch, &[]);
     command.args(["pagealloc", "-i", "3", "-s", "--format", "folded"]);
     let child = start_window(command);
-    let held: Vec<PipePages> = (0..PIPES)
-        .map(|_| {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-            PipePages::fill(1, PAGES_EACH).unwrap()
-        })
-        .collect();
+    let held = PipePages::fill_steadily(PIPES, PAGES_EACH);
     let out = child.finish();
     drop(held);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -11,6 +11,17 @@ pub struct PipePages {
 }
 
 impl PipePages {
+    /// `pipes` pipes of `pages_each` pages, one every 10 ms: a leak
+    /// grows over time, not in one burst.
+    pub fn fill_steadily(pipes: usize, pages_each: usize) -> Vec<PipePages> {
+        (0..pipes)
+            .map(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                PipePages::fill(1, pages_each).unwrap()
+            })
+            .collect()
+    }
+
     /// `pipes` pipes, each filled with `pages_each` pages (the pipe is
     /// resized with F_SETPIPE_SZ when that is more than the default 16;
     /// /proc/sys/fs/pipe-max-size, 1 MiB by default, is the limit).
