@@ -16,14 +16,8 @@
 //!   allocations would be traced), frees are attached before allocations;
 //! - what can make the answer wrong is counted: hash insert failures (table
 //!   full) and `recursion_misses` (a skipped free becomes a false leak);
-//! - stacks are kept by content, not in a stack map: `bpf_get_stack` copies
-//!   the frames, the program hashes them (64-bit, FNV-style over the words)
-//!   and inserts them into a hash keyed by that hash. A stack map has one
-//!   bucket per hash slot and, without BPF_F_REUSE_STACKID, refuses a
-//!   second stack in a taken bucket — its allocations lost their call path
-//!   (call site 0x0); with it, the first stack's allocations would be
-//!   silently relabelled. Here distinct stacks only run out when the
-//!   (preallocated) table is full, and that is counted.
+//! - stacks are kept by content ([`super::bpf_stacks`]): no call path is
+//!   lost to a stack map's bucket collision; a full table is counted.
 //!
 //! Everything is file descriptors: programs detach and maps vanish when the
 //! process exits, even on SIGKILL.
@@ -31,9 +25,11 @@
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 
-use crate::bpf::insn::{self, helper, Builder, Cond, Size, FP, R0, R1, R2, R3, R4, R6, R7, R8, R9};
+use crate::bpf::insn::{self, helper, Builder, Cond, Size, FP, R0, R1, R2, R6, R7, R9};
 use crate::bpf::sys::{MapType, ProgramType};
 use crate::bpf::{BpfError, Map, Program};
+
+use super::bpf_stacks::{StackTable, NOT_SAMPLED, RESULT_AT};
 
 /// Where an allocation's size comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,29 +122,13 @@ pub struct InKernelStats {
 const VALUE_SIZE: u32 = 32;
 const COUNTER_INSERT_FAILURES: u32 = 0;
 const COUNTER_STACK_FAILURES: u32 = 1;
-/// Frames per stored stack.
-pub const STACK_DEPTH: usize = 32;
-/// Frames of the BPF trampoline at the top of a raw tracepoint stack.
-const BPF_FRAMES: i32 = 2;
-/// Distinct stacks kept, preallocated (~320 bytes each: 5 MiB). Not
-/// BPF_F_NO_PREALLOC: an insert that allocates inside mm_page_alloc fails
-/// (-ENOMEM) more often than not on 6.1, and 5.10 warns such maps are
-/// unsafe in tracing programs.
-const MAX_DISTINCT_STACKS: u32 = 16_384;
-/// Where the program keeps the copied frames and their hash on its stack.
-const FRAMES_AT: i16 = -336;
-const FRAMES_KEY_AT: i16 = -344;
-/// In the value's stack slot: not sampled (StackPolicy::Sampled), and lost.
-const NOT_SAMPLED: i32 = -1;
-const STACK_LOST: i32 = -2;
-
 /// Call sites whose stacks are sampled (StackPolicy::PerCallSite).
 const MAX_SITES: u32 = 16_384;
 
 /// The tracer: maps, programs, and (while running) attachments.
 pub struct OutstandingTracer {
     hash: Map,
-    stacks: Option<Map>,
+    stacks: Option<StackTable>,
     _sites: Option<Map>,
     counters: Map,
     allocs: Vec<(String, Program)>,
@@ -165,61 +145,10 @@ fn count(b: &mut Builder, counters: &Map, index: u32) {
     b.count(counters.fd(), index, COUNTER_INDEX_AT);
 }
 
-/// `*(fp-16) = hash of the kernel stack`, its frames stored in `stacks`
-/// under that hash; STACK_LOST when the copy or the insert fails. R6 =
-/// ctx; R7 and R9 are preserved (callers keep state there).
-fn unwind(b: &mut Builder, stacks: &Map) {
-    // Before 5.11-ish the raw tracepoint bpf_get_stack takes initialised
-    // memory (ARG_PTR_TO_MEM): zero the buffer (5.10's verifier refused it
-    // otherwise: "invalid indirect read from stack").
-    b.push([insn::mov_imm(R1, 0)]);
-    for i in 0..STACK_DEPTH as i16 {
-        b.push([insn::store(Size::DW, FP, FRAMES_AT + i * 8, R1)]);
-    }
-    b.push([
-        insn::mov(R1, R6),
-        insn::mov(R2, FP),
-        insn::add_imm(R2, FRAMES_AT as i32),
-        insn::mov_imm(R3, STACK_DEPTH as i32 * 8),
-        insn::mov_imm(R4, BPF_FRAMES), // the flags' skip field; kernel stack
-        insn::call(helper::GET_STACK),
-        insn::store_imm(Size::DW, FP, -16, STACK_LOST),
-    ]);
-    b.skip_if_imm(Cond::Slt, R0, 0, |b| {
-        // h = (h ^ frame) * P over every frame (the helper zero-fills).
-        b.push(insn::ld_imm64(R3, 0x0000_0100_0000_01b3)).push(insn::ld_imm64(R8, 0xcbf2_9ce4_8422_2325));
-        for i in 0..STACK_DEPTH as i16 {
-            b.push([insn::load(Size::DW, R1, FP, FRAMES_AT + i * 8), insn::xor(R8, R1), insn::mul(R8, R3)]);
-        }
-        // Non-negative as i64: the negative values are the sentinels.
-        b.push([
-            insn::mov(R1, R8),
-            insn::rsh_imm(R1, 29),
-            insn::xor(R8, R1),
-            insn::lsh_imm(R8, 1),
-            insn::rsh_imm(R8, 1),
-            insn::store(Size::DW, FP, FRAMES_KEY_AT, R8),
-        ])
-        // Seen before (the common case: a lookup takes no lock), else
-        // stored now; a failed insert (table full) loses the stack. Not one
-        // BPF_NOEXIST update taking -EEXIST as "already there": on 6.1 and
-        // 5.10 (QEMU page scenario) 3012 of 3013 repeats of one stack were
-        // counted lost that way, so that return was not -EEXIST there.
-        .map_lookup(stacks.fd(), FRAMES_KEY_AT);
-        b.skip_if_imm(Cond::Ne, R0, 0, |b| {
-            b.map_update(stacks.fd(), FRAMES_KEY_AT, FRAMES_AT, 0);
-            b.skip_if_imm(Cond::Eq, R0, 0, |b| {
-                b.push([insn::mov_imm(R8, STACK_LOST)]);
-            });
-        });
-        b.push([insn::store(Size::DW, FP, -16, R8)]);
-    });
-}
-
 /// Unwind only the first `per_site` allocations of a call site (call site
 /// in *(fp-32)); later ones reuse the site's last stack id. `sites` maps
 /// call site -> {stack id, unwinds}.
-fn sampled_unwind(b: &mut Builder, stacks: &Map, sites: &Map, per_site: u32) {
+fn sampled_unwind(b: &mut Builder, stacks: &StackTable, sites: &Map, per_site: u32) {
     b.push([insn::load(Size::DW, R1, FP, -32), insn::store(Size::DW, FP, -56, R1)])
         .map_lookup(sites.fd(), -56)
         .push([insn::mov(R9, R0)])
@@ -228,23 +157,23 @@ fn sampled_unwind(b: &mut Builder, stacks: &Map, sites: &Map, per_site: u32) {
     b.skip_if_imm(Cond::Eq, R9, 0, |b| {
         b.push([insn::load(Size::DW, R1, R9, 8)]);
         b.skip_if_imm(Cond::Lt, R1, per_site as i32, |b| {
-            b.push([insn::load(Size::DW, R1, R9, 0), insn::store(Size::DW, FP, -16, R1), insn::mov_imm(R7, 0)]);
+            b.push([insn::load(Size::DW, R1, R9, 0), insn::store(Size::DW, FP, RESULT_AT, R1), insn::mov_imm(R7, 0)]);
         });
     });
     b.skip_if_imm(Cond::Eq, R7, 0, |b| {
-        unwind(b, stacks);
+        stacks.unwind(b);
         // Known site: count the unwind and keep the newest id.
         b.skip_if_imm(Cond::Eq, R9, 0, |b| {
             b.push([
                 insn::mov_imm(R1, 1),
                 insn::atomic_add(R9, 8, R1),
-                insn::load(Size::DW, R1, FP, -16),
+                insn::load(Size::DW, R1, FP, RESULT_AT),
                 insn::store(Size::DW, R9, 0, R1),
             ]);
         });
         // New site: {id, 1}.
         b.skip_if_imm(Cond::Ne, R9, 0, |b| {
-            b.push([insn::load(Size::DW, R1, FP, -16), insn::store(Size::DW, FP, -72, R1), insn::store_imm(Size::DW, FP, -64, 1)])
+            b.push([insn::load(Size::DW, R1, FP, RESULT_AT), insn::store(Size::DW, FP, -72, R1), insn::store_imm(Size::DW, FP, -64, 1)])
                 .map_update(sites.fd(), -56, -72, 0);
         });
     });
@@ -253,7 +182,7 @@ fn sampled_unwind(b: &mut Builder, stacks: &Map, sites: &Map, per_site: u32) {
 fn alloc_program(
     p: &AllocProbe,
     hash: &Map,
-    stacks: Option<&Map>,
+    stacks: Option<&StackTable>,
     sites: Option<(&Map, u32)>,
     sample_shift: u32,
     counters: &Map,
@@ -267,7 +196,7 @@ fn alloc_program(
         b.push([insn::load(Size::DW, R1, R6, insn::ctx_arg(*index))]).exit_if_imm(Cond::Eq, R1, *value as i32);
     }
     b.push([insn::load(Size::DW, R7, R6, insn::ctx_arg(p.key_arg))]).exit_if_imm(Cond::Eq, R7, 0);
-    // value at fp-40: {time, call_site, bytes, stackid}; key at fp-8.
+    // value at fp-40: {time, call_site, bytes, stack hash (at RESULT_AT, -16)}; key at fp-8.
     b.push([insn::store(Size::DW, FP, -8, R7), insn::call(helper::KTIME_GET_NS), insn::store(Size::DW, FP, -40, R0)]);
     match p.call_site_arg {
         Some(i) => b.push([insn::load(Size::DW, R1, R6, insn::ctx_arg(i))]),
@@ -285,15 +214,15 @@ fn alloc_program(
     };
     b.push([insn::store(Size::DW, FP, -24, R1)]);
     match (stacks, sites, sample_shift) {
-        (Some(map), None, 0) => unwind(&mut b, map),
-        (Some(map), None, shift) => {
-            b.push([insn::mov_imm(R1, NOT_SAMPLED), insn::store(Size::DW, FP, -16, R1)]);
+        (Some(table), None, 0) => table.unwind(&mut b),
+        (Some(table), None, shift) => {
+            b.push([insn::mov_imm(R1, NOT_SAMPLED), insn::store(Size::DW, FP, RESULT_AT, R1)]);
             b.push([insn::call(helper::GET_PRANDOM_U32), insn::and_imm(R0, (1 << shift) - 1)]);
-            b.skip_if_imm(Cond::Ne, R0, 0, |b| unwind(b, map));
+            b.skip_if_imm(Cond::Ne, R0, 0, |b| table.unwind(b));
         }
-        (Some(map), Some((sites, per_site)), _) => sampled_unwind(&mut b, map, sites, per_site),
+        (Some(table), Some((sites, per_site)), _) => sampled_unwind(&mut b, table, sites, per_site),
         _ => {
-            b.push([insn::mov_imm(R1, -1), insn::store(Size::DW, FP, -16, R1)]);
+            b.push([insn::mov_imm(R1, NOT_SAMPLED), insn::store(Size::DW, FP, RESULT_AT, R1)]);
         }
     }
     b.map_update(hash.fd(), -8, -40, 0);
@@ -305,7 +234,7 @@ fn alloc_program(
         // -1 is "not sampled" (StackPolicy::Sampled), not a failure; the
         // helper's errors are other negative errnos (-EEXIST, -EFAULT).
         let no_stack = if sample_shift > 0 { NOT_SAMPLED } else { 0 };
-        b.push([insn::load(Size::DW, R1, FP, -16)]).exit_if_imm(Cond::Sge, R1, no_stack);
+        b.push([insn::load(Size::DW, R1, FP, RESULT_AT)]).exit_if_imm(Cond::Sge, R1, no_stack);
         count(&mut b, counters, COUNTER_STACK_FAILURES);
     }
     b.finish()
@@ -333,7 +262,7 @@ impl OutstandingTracer {
         let counters = Map::create(MapType::Array, "sysak_cnt", 4, 8, 2, 0)?;
         let stacks = match policy {
             StackPolicy::None => None,
-            _ => Some(Map::create(MapType::Hash, "sysak_stk", 8, (STACK_DEPTH * 8) as u32, MAX_DISTINCT_STACKS, 0)?),
+            _ => Some(StackTable::create()?),
         };
         let sites = match policy {
             StackPolicy::PerCallSite(n) => Some((Map::create(MapType::Hash, "sysak_sites", 8, 16, MAX_SITES, 0)?, n)),
@@ -423,13 +352,9 @@ impl OutstandingTracer {
                 stack: (word(v, 3) as i64 >= 0).then_some(word(v, 3)),
             });
         })?;
-        let mut stacks = HashMap::new();
-        if let Some(map) = &self.stacks {
-            map.dump(1024, |k, v| {
-                let ips: Vec<u64> = (0..STACK_DEPTH).map(|i| word(v, i)).take_while(|ip| *ip != 0).collect();
-                stacks.insert(u64::from_le_bytes(k.try_into().unwrap()), ips);
-            })?;
+        match &self.stacks {
+            Some(table) => table.frames(),
+            None => Ok(HashMap::new()),
         }
-        Ok(stacks)
     }
 }

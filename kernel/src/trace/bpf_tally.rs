@@ -5,9 +5,10 @@
 //! travels to user space during the window, so the tallies are exact.
 //!
 //! Call sites need the allocation's stack (the tracepoint has no call
-//! site), and unwinding is the dominant cost (~1.8 µs on 6.18,
-//! kernel-notes): one allocation in `2^sample_shift` is unwound (chosen by
-//! `bpf_get_prandom_u32`) and counted per stack id; user space scales the
+//! site), and unwinding is the dominant cost (~2 µs on 6.18): one
+//! allocation in `2^sample_shift` is unwound (chosen by
+//! `bpf_get_prandom_u32`), its stack kept by content
+//! ([`super::bpf_stacks`]) and counted per stack; user space scales the
 //! counts back and calls them estimates. `sample_shift` 0 unwinds every
 //! allocation: exact.
 //!
@@ -16,24 +17,21 @@
 //! anything is attached, file descriptors only (nothing outlives the
 //! process).
 
-use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 
-use crate::bpf::insn::{self, helper, Builder, Cond, Size, FP, R0, R1, R2, R3, R6, R7, R8, R9};
+use crate::bpf::insn::{self, helper, Builder, Cond, Size, FP, R0, R1, R2, R6, R7, R9};
 use crate::bpf::sys::{MapType, ProgramType};
 use crate::bpf::{BpfError, Map, Program};
 
-use super::bpf_outstanding::STACK_DEPTH;
+use super::bpf_stacks::{StackTable, RESULT_AT, STACK_LOST};
 use super::page_probes::FreeTracepoint;
 
 /// Distinct (order, migratetype, gfp) keys held.
 const MAX_KEYS: u32 = 16_384;
-/// Distinct stacks counted.
+/// Distinct stacks counted (as many as the stack table holds).
 const MAX_STACKS: u32 = 16_384;
 /// Orders counted in the free array (MAX_PAGE_ORDER is 10 on x86_64).
 const ORDERS: u32 = 16;
-/// Frames of the BPF trampoline at the top of a raw tracepoint stack.
-const BPF_FRAMES: i32 = 2;
 const COUNTER_KEY_OVERFLOW: u32 = 0;
 const COUNTER_STACK_FAILURES: u32 = 1;
 const COUNTER_STACK_OVERFLOW: u32 = 2;
@@ -74,8 +72,8 @@ pub struct TallyRead {
     pub stacks: Vec<(Vec<u64>, u64, u64)>,
     /// Allocations not counted: key table full.
     pub key_overflow: u64,
-    /// Sampled allocations whose stack was lost (stack map bucket taken, or
-    /// the stack table full).
+    /// Sampled allocations whose stack was lost (the stack table full, or
+    /// the copy failed).
     pub stack_failures: u64,
     /// Program runs the kernel skipped (None before 5.12).
     pub recursion_misses: Option<u64>,
@@ -85,7 +83,7 @@ pub struct TallyRead {
 pub struct PageTally {
     tallies: Map,
     frees: Map,
-    stacks: Map,
+    stacks: StackTable,
     by_stack: Map,
     counters: Map,
     sample_shift: u32,
@@ -140,8 +138,8 @@ impl PageTally {
         // shared counter's cache line would bounce between CPUs.
         let tallies = Map::create(MapType::PercpuHash, "sysak_tally", 8, 8, MAX_KEYS, 0)?;
         let frees = Map::create(MapType::PercpuArray, "sysak_frees", 4, 8, ORDERS, 0)?;
-        let stacks = Map::create(MapType::StackTrace, "sysak_tstk", 4, (STACK_DEPTH * 8) as u32, MAX_STACKS, 0)?;
-        let by_stack = Map::create(MapType::Hash, "sysak_bystk", 4, 16, MAX_STACKS, 0)?;
+        let stacks = StackTable::create()?;
+        let by_stack = Map::create(MapType::Hash, "sysak_bystk", 8, 16, MAX_STACKS, 0)?;
         let counters = Map::create(MapType::Array, "sysak_tcnt", 4, 8, 3, 0)?;
         let mut programs = vec![(
             "mm_page_alloc",
@@ -200,17 +198,12 @@ impl PageTally {
         while out.frees_by_order.last() == Some(&0) {
             out.frees_by_order.pop();
         }
-        let mut by_id: HashMap<u32, (u64, u64)> = HashMap::new();
+        let mut frames = self.stacks.frames()?;
         self.by_stack.dump(4096, |k, v| {
-            by_id.insert(u32::from_le_bytes(k.try_into().unwrap()), (word(v, 0), word(v, 1)));
-        })?;
-        let mut frames = vec![0u8; STACK_DEPTH * 8];
-        for (id, (allocations, pages)) in by_id {
-            if self.stacks.lookup(&id.to_le_bytes(), &mut frames)? {
-                let ips: Vec<u64> = (0..STACK_DEPTH).map(|i| word(&frames, i)).take_while(|ip| *ip != 0).collect();
-                out.stacks.push((ips, allocations, pages));
+            if let Some(ips) = frames.remove(&u64::from_le_bytes(k.try_into().unwrap())) {
+                out.stacks.push((ips, word(v, 0), word(v, 1)));
             }
-        }
+        })?;
         let counter = |i: u32| -> Result<u64, BpfError> {
             let mut v = [0u8; 8];
             self.counters.lookup(&i.to_le_bytes(), &mut v)?;
@@ -230,9 +223,17 @@ impl PageTally {
 }
 
 /// The allocation program. Stack layout: fp-8 tally key, fp-16 the value
-/// 1, fp-24 stack id (u32), fp-40 {1, pages} for a new stack, fp-68 a
-/// counter index. R6 ctx, R7 order, R8 pages.
-fn alloc_program(args: PageAllocArgs, sample_shift: u32, tallies: &Map, stacks: &Map, by_stack: &Map, counters: &Map) -> Vec<insn::Insn> {
+/// 1 then the stack's hash ([`RESULT_AT`]), fp-40 {1, pages} for a new
+/// stack, fp-68 a counter index; the stack table's frames below fp-80. R6
+/// ctx, R7 pages.
+fn alloc_program(
+    args: PageAllocArgs,
+    sample_shift: u32,
+    tallies: &Map,
+    stacks: &StackTable,
+    by_stack: &Map,
+    counters: &Map,
+) -> Vec<insn::Insn> {
     let mut b = Builder::new();
     b.push([
         insn::mov(R6, R1),
@@ -248,24 +249,23 @@ fn alloc_program(args: PageAllocArgs, sample_shift: u32, tallies: &Map, stacks: 
         insn::or(R1, R2),
         insn::store(Size::DW, FP, -8, R1),
         insn::store_imm(Size::DW, FP, -16, 1),
-        insn::mov_imm(R8, 1),
-        insn::lsh(R8, R7),
+        // pages = 1 << order
+        insn::mov_imm(R1, 1),
+        insn::lsh(R1, R7),
+        insn::mov(R7, R1),
     ]);
     add_or_insert(&mut b, tallies, -8, -16, &[(0, Addend::One)], counters, COUNTER_KEY_OVERFLOW);
     if sample_shift > 0 {
         b.push([insn::call(helper::GET_PRANDOM_U32), insn::and_imm(R0, (1 << sample_shift) - 1)]).exit_if_imm(Cond::Ne, R0, 0);
     }
-    b.push([insn::mov(R1, R6)]).push(insn::load_map_fd(R2, stacks.fd())).push([
-        insn::mov_imm(R3, BPF_FRAMES),
-        insn::call(helper::GET_STACKID),
-        insn::store(Size::W, FP, -24, R0),
-    ]);
-    b.skip_if_imm(Cond::Sge, R0, 0, |b| {
+    stacks.unwind(&mut b);
+    b.push([insn::load(Size::DW, R1, FP, RESULT_AT)]);
+    b.skip_if_imm(Cond::Ne, R1, STACK_LOST, |b| {
         count(b, counters, COUNTER_STACK_FAILURES);
         b.return_zero();
     });
-    b.push([insn::store_imm(Size::DW, FP, -40, 1), insn::store(Size::DW, FP, -32, R8)]);
-    add_or_insert(&mut b, by_stack, -24, -40, &[(0, Addend::One), (8, Addend::Reg(R8))], counters, COUNTER_STACK_OVERFLOW);
+    b.push([insn::store_imm(Size::DW, FP, -40, 1), insn::store(Size::DW, FP, -32, R7)]);
+    add_or_insert(&mut b, by_stack, RESULT_AT, -40, &[(0, Addend::One), (8, Addend::Reg(R7))], counters, COUNTER_STACK_OVERFLOW);
     b.finish()
 }
 

@@ -10,6 +10,7 @@
 //! is mounted in a private mount namespace of this process only.
 
 pub mod bpf_outstanding;
+pub mod bpf_stacks;
 pub mod bpf_tally;
 pub mod callsite;
 pub mod in_kernel;

@@ -82,6 +82,13 @@ pub fn command() -> Command {
                 .help("Show the commonest kernel stack of each call site"),
         )
         .arg(
+            Arg::new("sample-every")
+                .long("sample-every")
+                .value_name("N")
+                .value_parser(parse_sample_every)
+                .help("BPF: unwind one allocation in N (a power of two) for call sites and scale the counts [default: 64, with -s 1]"),
+        )
+        .arg(
             Arg::new("tracer")
                 .long("tracer")
                 .value_name("HOW")
@@ -109,6 +116,15 @@ pub fn command() -> Command {
              sysak pagealloc --frag            will high-order allocations fail?\n\n\
              Exit status: 0 nothing found, 1 pages outstanding (--outstanding) or fragmented (--frag), 2 usage, 3 environment.",
         )
+}
+
+/// `--sample-every`: a power of two up to 4096 (the BPF program masks a
+/// random number with N - 1).
+fn parse_sample_every(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if n.is_power_of_two() && n <= 4096 => Ok(n),
+        _ => Err(format!("'{s}' is not a power of two from 1 to 4096")),
+    }
 }
 
 /// `--frag` with /proc/allocinfo when present.
@@ -156,6 +172,11 @@ fn run(matches: &ArgMatches, _context: &tool::Context) -> anyhow::Result<Outcome
     let options = trace::TraceOptions {
         window: Window { total: Duration::from_secs(*matches.get_one::<u64>("interval").unwrap()), free_only_percent },
         stacks: matches.get_flag("stacks"),
+        sample_shift: match matches.get_one::<u32>("sample-every") {
+            Some(n) => n.trailing_zeros(),
+            None if matches.get_flag("stacks") => 0,
+            None => trace::SAMPLE_SHIFT,
+        },
         top: *matches.get_one::<usize>("top").unwrap(),
         max_tracked: *matches.get_one::<u64>("max-tracked").unwrap() as usize,
         outstanding: only_outstanding,

@@ -119,7 +119,7 @@ pub fn trace(r: &TraceReport, allocinfo: Option<&[AllocSite]>, only_outstanding:
     if !r.estimated.is_empty() {
         let _ = writeln!(
             out,
-            "note: call sites are estimates from 1 in {} allocations unwound (-s unwinds all); every other figure is an exact count",
+            "note: call sites are estimates from 1 in {} allocations unwound (--sample-every 1 unwinds all); every other figure is an exact count",
             r.stacks_sampled_every
         );
     }

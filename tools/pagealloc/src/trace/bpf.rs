@@ -5,9 +5,9 @@
 //! still held instead ([`sysak_kernel::trace::bpf_outstanding`]). One
 //! job per mode: the outstanding set's insert and delete on every page
 //! would triple the cost of counting (benches/pagealloc-overhead). Call
-//! sites need an unwound stack: without -s one allocation in
-//! 2^[`SAMPLE_SHIFT`] is unwound and its counts scaled (the report lists
-//! those fields as estimates); with -s every one is.
+//! sites need an unwound stack: one allocation in 2^`sample_shift` is
+//! unwound (`--sample-every`; 1 in 64 by default, every one with -s) and
+//! its counts scaled (the report lists those fields as estimates).
 
 use std::path::Path;
 
@@ -22,7 +22,7 @@ use sysak_kernel::trace::outstanding::{Allocation, Outstanding, Stacks};
 use sysak_kernel::trace::page_probes::{outstanding_probes, tally_probes};
 use sysak_kernel::trace::window;
 
-use super::{report, Totals, TraceOptions, TraceReport, MAX_GFP, MAX_STACKS, SAMPLE_SHIFT};
+use super::{report, Totals, TraceOptions, TraceReport, MAX_GFP, MAX_STACKS};
 
 /// What is loaded for the mode.
 enum Loaded {
@@ -48,7 +48,7 @@ pub(super) fn run(options: &TraceOptions, label: &str) -> anyhow::Result<Result<
         Err(e) => return Ok(Err(e.to_string())),
     };
     let page_size = sysak_kernel::procfs::page_size();
-    let shift = if options.stacks { 0 } else { SAMPLE_SHIFT };
+    let shift = options.sample_shift;
     let loaded = match load(&types, page_size, shift, options) {
         Ok(loaded) => loaded,
         Err(why) => return Ok(Err(why)),
