@@ -72,9 +72,14 @@ fn run_builtin(tool: &Tool, args: &[String], config: &Config) -> u8 {
     let argv = std::iter::once(tool.name.to_string()).chain(with_default_format(args, config));
     let matches = match command_of(tool).try_get_matches_from(argv) {
         Ok(matches) => matches,
+        Err(e) if e.use_stderr() => {
+            eprintln!("sysak {}: {} (see 'sysak {} --help')", tool.name, usage_error_line(&e), tool.name);
+            return EXIT_USAGE;
+        }
+        // --help, --version.
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+            return EXIT_OK;
         }
     };
     if let Err(e) = tool.needs.check_for(tool.name, &matches) {
@@ -89,6 +94,20 @@ fn run_builtin(tool: &Tool, args: &[String], config: &Config) -> u8 {
             tool::exit_code_for(&e)
         }
     }
+}
+
+/// The first line of clap's usage error without its `error: ` prefix:
+/// clap adds a blank line, tips and the usage, and a bad argument deserves
+/// one line ("invalid value '3' for '--sample-every <N>': ...").
+fn usage_error_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or_default();
+    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    // An invalid choice lists the valid ones on a line of its own.
+    if let Some(values) = text.lines().map(str::trim).find(|l| l.starts_with("[possible values:")) {
+        line = format!("{line} {values}");
+    }
+    line
 }
 
 /// A tool's clap command, named as the user typed it.

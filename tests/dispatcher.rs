@@ -63,6 +63,23 @@ fn unknown_command_suggests_and_exits_2() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// A tool's bad argument is one line naming the tool and the argument.
+#[test]
+fn bad_tool_arguments_are_one_line() {
+    let scratch = Scratch::new("badargs");
+    for (args, says) in [
+        (&["pagealloc", "--sample-every", "3"][..], "invalid value '3' for '--sample-every <N>': '3' is not a power of two from 1 to 4096"),
+        (&["slabtop", "--bogus"][..], "unexpected argument '--bogus' found"),
+        (&["memleak", "-i"][..], "a value is required for '--interval <SECS>' but none was supplied"),
+        (&["memleak", "--tracer", "x"][..], "invalid value 'x' for '--tracer <HOW>' [possible values: auto, bpf, perf]"),
+    ] {
+        let out = sysak(&scratch, &[]).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert_eq!(err, format!("sysak {}: {says} (see 'sysak {} --help')\n", args[0], args[0]), "{args:?}");
+    }
+}
+
 #[test]
 fn version_help_and_no_command() {
     let scratch = Scratch::new("version");
