@@ -157,3 +157,28 @@ fn folded_stacks_weigh_pages_allocated() {
     let bad = sysak(&scratch, &[]).args(["pagealloc", "--format", "folded"]).output().unwrap();
     assert_eq!((bad.status.code(), stderr(&bad).lines().count()), (Some(2), 1), "{}", stderr(&bad));
 }
+
+/// `-s --format flamegraph`: an SVG whose pipe writer frame weighs the
+/// pages it allocated in the window.
+#[test]
+fn flamegraph_draws_the_pipe_writer() {
+    let _lock = kernel_lock();
+    let scratch = Scratch::new("pagealloc-flamegraph");
+    let mut command = sysak(&scratch, &[]);
+    command.args(["pagealloc", "-i", "3", "-s", "--format", "flamegraph"]);
+    let child = start_window(command);
+    let held = PipePages::fill_steadily(PIPES, PAGES_EACH);
+    let out = child.finish();
+    drop(held);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let svg = stdout(&out);
+    assert!(svg.starts_with("<?xml") && svg.trim_end().ends_with("</svg>"), "{svg}");
+    // <title>anon_pipe_write (4100 pages, 97.12%)</title> (pipe_write before 6.x)
+    let pages: u64 = svg
+        .split("<title>")
+        .skip(1)
+        .filter_map(|t| t.split_once(" pages, ")?.0.split_once(" (").filter(|(name, _)| name.ends_with("pipe_write")))
+        .map(|(_, n)| n.parse::<u64>().unwrap())
+        .sum();
+    assert!(pages >= (PIPES * PAGES_EACH) as u64, "{pages} pages drawn under pipe_write:\n{svg}");
+}

@@ -116,34 +116,6 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
     Ok((value * (1u64 << shift) as f64) as u64)
 }
 
-/// Brendan Gregg's folded stacks (flamegraph.pl, inferno): one line per
-/// stack, outermost frame first, frames joined by `;`, then a space and
-/// the weight. `stacks` are innermost first, as the kernel unwinds them;
-/// frames lose their `+0xoff/0xsize` (a flame graph merges by function)
-/// and keep ` [module]`. Identical folded stacks are merged; lines are
-/// sorted, heaviest first.
-pub fn folded(stacks: &[(Vec<String>, u64)]) -> String {
-    let mut merged: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
-    for (frames, weight) in stacks.iter().filter(|(f, w)| !f.is_empty() && *w > 0) {
-        let line: Vec<String> = frames
-            .iter()
-            .rev()
-            .map(|f| {
-                let (name, module) = match f.split_once(" [") {
-                    Some((name, module)) => (name, format!(" [{module}")),
-                    None => (f.as_str(), String::new()),
-                };
-                let name = name.split_once('+').map_or(name, |(n, _)| n);
-                format!("{}{module}", name.replace(';', ":"))
-            })
-            .collect();
-        *merged.entry(line.join(";")).or_default() += weight;
-    }
-    let mut lines: Vec<(String, u64)> = merged.into_iter().collect();
-    lines.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    lines.into_iter().map(|(stack, weight)| format!("{stack} {weight}\n")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
@@ -171,16 +143,5 @@ mod tests {
         assert_eq!(Format::parse("json"), Some(Format::Json));
         assert_eq!(Format::parse("table"), Some(Format::Table));
         assert_eq!(Format::parse("xml"), None);
-    }
-
-    #[test]
-    fn outermost_first_offsets_dropped_same_stacks_merged() {
-        let stacks = vec![
-            (vec!["kmalloc_trace+0x1a/0x40".to_string(), "load_msg+0x2f/0x120".into(), "do_syscall_64+0x5d/0x90".into()], 100),
-            (vec!["leakmod_kmalloc_one+0x9/0x50 [leakmod]".to_string(), "tick+0x33/0x90 [leakmod]".into()], 7),
-            (vec!["kmalloc_trace+0x1b/0x40".to_string(), "load_msg+0x2f/0x120".into(), "do_syscall_64+0x5d/0x90".into()], 20),
-            (Vec::new(), 5),
-        ];
-        assert_eq!(folded(&stacks), "do_syscall_64;load_msg;kmalloc_trace 120\ntick [leakmod];leakmod_kmalloc_one [leakmod] 7\n");
     }
 }

@@ -13,6 +13,11 @@
  *                         poison and an empty list (a self pointer);
  *   leakmod_vmalloc_one   vmalloc(64 KiB) areas;
  *   leakmod_alloc_pages_one  alloc_pages(GFP_KERNEL, 0).
+ * echo stacks > trigger allocates 4096 such pages at once, each from its
+ * own kernel stack (issue 13): page i is allocated under a chain of 12
+ * calls through leakmod_path_a/leakmod_path_b spelling i in binary, so
+ * every stack differs (also by function names, as folded stacks show
+ * them). A stack map of 16 384 buckets loses ~500 of them to collisions.
  * And two that must not be called leaks (issue 10):
  *   turnover   leakmod_queue_one keeps a FIFO of turnover_backlog records
  *              shaped like the leaked objects (same cache, same contents),
@@ -105,7 +110,7 @@ static LIST_HEAD(areas);
 static LIST_HEAD(pages);
 static DEFINE_SPINLOCK(lock);
 
-enum kind { KIND_NONE, KIND_SLAB, KIND_VMALLOC, KIND_PAGE };
+enum kind { KIND_NONE, KIND_SLAB, KIND_VMALLOC, KIND_PAGE, KIND_STACKS };
 static enum kind active;
 static unsigned int done, target, per_tick;
 static struct delayed_work work;
@@ -188,6 +193,41 @@ static noinline struct page *leakmod_alloc_pages_one(void)
 	return page;
 }
 
+#define PATH_BITS 12
+/* Distinct side effects: identical bodies could be folded into one. */
+static atomic_t path_a_calls, path_b_calls;
+
+static noinline struct page *leakmod_path_b(unsigned int bits, unsigned int depth);
+
+static noinline struct page *leakmod_path_a(unsigned int bits, unsigned int depth)
+{
+	struct page *page;
+
+	if (!depth)
+		page = leakmod_alloc_pages_one();
+	else if (bits & 1)
+		page = leakmod_path_b(bits >> 1, depth - 1);
+	else
+		page = leakmod_path_a(bits >> 1, depth - 1);
+	/* After the call: not a tail call, so this frame is on the stack. */
+	atomic_inc(&path_a_calls);
+	return page;
+}
+
+static noinline struct page *leakmod_path_b(unsigned int bits, unsigned int depth)
+{
+	struct page *page;
+
+	if (!depth)
+		page = leakmod_alloc_pages_one();
+	else if (bits & 1)
+		page = leakmod_path_b(bits >> 1, depth - 1);
+	else
+		page = leakmod_path_a(bits >> 1, depth - 1);
+	atomic_inc(&path_b_calls);
+	return page;
+}
+
 static void leak_some(unsigned int n)
 {
 	while (n-- && done < target) {
@@ -206,13 +246,16 @@ static void leak_some(unsigned int n)
 		}
 		case KIND_VMALLOC:
 		case KIND_PAGE:
+		case KIND_STACKS:
 			a = kzalloc(sizeof(*a), GFP_KERNEL);
 			if (!a)
 				return;
 			if (active == KIND_VMALLOC)
 				a->mem = leakmod_vmalloc_one();
-			else
+			else if (active == KIND_PAGE)
 				a->page = leakmod_alloc_pages_one();
+			else
+				a->page = leakmod_path_a(done, PATH_BITS);
 			if (!a->mem && !a->page) {
 				kfree(a);
 				return;
@@ -338,6 +381,10 @@ static int trigger_set(const char *val, const struct kernel_param *kp)
 	} else if (sysfs_streq(val, "page")) {
 		active = KIND_PAGE;
 		target = pages_count;
+	} else if (sysfs_streq(val, "stacks")) {
+		active = KIND_STACKS;
+		target = 1 << PATH_BITS;
+		ticks = 1;
 	} else {
 		return -EINVAL;
 	}

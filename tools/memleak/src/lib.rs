@@ -33,8 +33,10 @@ mod vmalloc;
 mod vmap;
 
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
+use sysak_cli::flamegraph::{Labels, StackFormat};
 use sysak_cli::output::{self, Format};
 use sysak_cli::tool::{self, Needs, Outcome, Tool, UsageError};
+use sysak_cli::tracer::TracerChoice;
 use sysak_kernel::procfs::ProcFs;
 
 use check::{Kind, Verdict};
@@ -182,12 +184,7 @@ pub fn command() -> Command {
                 .help("How to read kernel memory for the scan: auto tries /proc/kcore, then a BPF reader"),
         )
         .arg(
-            Arg::new("tracer")
-                .long("tracer")
-                .value_name("HOW")
-                .value_parser(["auto", "bpf", "perf"])
-                .default_value("auto")
-                .help("Slab tracing: bpf keeps the outstanding set in the kernel; auto uses it where it can, else perf"),
+            TracerChoice::arg("Slab and page tracing: bpf keeps the outstanding set in the kernel; perf samples tracepoints; auto: bpf where it loads"),
         )
         .arg(
             Arg::new("vmcore")
@@ -232,8 +229,8 @@ pub fn command() -> Command {
         )
         .arg(
             output::format_arg()
-                .value_parser(["table", "json", "prometheus", "folded"])
-                .help("Output format: a table, one JSON document, Prometheus metrics (--check, --record), or folded stacks for a flame graph (-t slab|page -s)"),
+                .value_parser(["table", "json", "prometheus", "folded", "flamegraph"])
+                .help("Output format: a table, one JSON document, Prometheus metrics (--check, --record), or (-t slab|page -s) folded stacks or an SVG flame graph"),
         )
         .arg(sysak_cli::i18n::lang_arg())
         .after_help(
@@ -260,9 +257,9 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
     if (prometheus || options.textfile.is_some()) && !check_mode {
         return Err(UsageError("--format prometheus and --textfile go with --check or --record".into()).into());
     }
-    let folded = matches.get_one::<String>("format").is_some_and(|f| f == "folded");
-    if folded && !(options.stacks && matches!(options.trace_type.as_deref(), Some("slab" | "page"))) {
-        return Err(UsageError("--format folded needs a traced window with stacks: -t slab -s or -t page -s".into()).into());
+    let stack_format = StackFormat::from_matches(matches);
+    if stack_format.is_some() && !(options.stacks && matches!(options.trace_type.as_deref(), Some("slab" | "page"))) {
+        return Err(UsageError("--format folded and flamegraph need a traced window with stacks: -t slab -s or -t page -s".into()).into());
     }
     if let (Some(vmcore), Some(kallsyms)) = (matches.get_one::<String>("vmcore"), matches.get_one::<String>("kallsyms")) {
         let (mut report, census) = offline::run(&options, std::path::Path::new(vmcore), std::path::Path::new(kallsyms))?;
@@ -319,9 +316,13 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
         Kind::Page => trace::page(&options)?,
         Kind::Vmalloc => trace::vmalloc(&procfs, &options)?,
     };
-    if folded {
+    if let Some(stack_format) = stack_format {
         // Weighted by outstanding bytes (slab) or pages (page).
-        print!("{}", output::folded(&report.weighted_stacks));
+        let (title, unit) = match kind {
+            Kind::Page => ("sysak memleak -t page: pages outstanding by kernel stack", "pages"),
+            _ => ("sysak memleak -t slab: bytes outstanding by kernel stack", "bytes"),
+        };
+        output::print_text(&stack_format.render(&report.weighted_stacks, &Labels { title, unit }))?;
         return Ok(if report.leak { Outcome::Found } else { Outcome::Clean });
     }
     let census = options.census.then(|| take_census(&procfs, &options)).transpose()?;

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use sysak_cli::config::Config;
 use sysak_cli::output::parse_bytes;
 use sysak_cli::tool::UsageError;
+use sysak_cli::tracer::TracerChoice;
 use sysak_kernel::procfs::ProcFs;
 
 use crate::check::{self, CheckReport, Thresholds, Usage};
@@ -40,17 +41,6 @@ pub struct MemleakConfig {
     pub history: Option<String>,
     /// `history_min_rate = "1M/day"`: history growth that counts.
     pub history_min_rate: Option<String>,
-}
-
-/// `--tracer`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TracerChoice {
-    /// BPF where it can trace the target, else perf.
-    Auto,
-    /// BPF or fail.
-    Bpf,
-    /// perf samples.
-    Perf,
 }
 
 /// Resolved options.
@@ -162,11 +152,7 @@ impl Options {
                 percent,
                 min_bytes: size("--min-threshold", m.get_one("min-threshold"), file.min_threshold.as_ref(), defaults.min_bytes)?,
             },
-            tracer: match m.get_one::<String>("tracer").map(String::as_str) {
-                Some("bpf") => TracerChoice::Bpf,
-                Some("perf") => TracerChoice::Perf,
-                _ => TracerChoice::Auto,
-            },
+            tracer: TracerChoice::from_matches(m),
             scan: ScanOptions {
                 backend: match m.get_one::<String>("backend").map(String::as_str) {
                     Some("kcore") => BackendChoice::Kcore,

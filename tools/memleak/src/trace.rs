@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use sysak_cli::tool::EnvironmentError;
 use sysak_kernel::kmem::BackendChoice;
 use sysak_kernel::layout::KernelTypes;
 use sysak_kernel::procfs::ProcFs;
@@ -14,7 +13,7 @@ use sysak_kernel::trace::Tracefs;
 use crate::check::Kind;
 use crate::explain::{self, Explainer};
 use crate::growth::{self, Growth};
-use crate::options::{Options, TracerChoice};
+use crate::options::Options;
 use crate::page;
 use crate::report::{CallSite, Scan, TraceReport};
 use crate::scan::{self, Presence, Scanner};
@@ -84,12 +83,10 @@ pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
         Ok(tracer) => {
             Traced::in_kernel(in_kernel::run(tracer, options.window, &Bar::new(&label, "tracing"), &mut outstanding, &mut stacks)?)
         }
-        Err(why) if options.tracer == TracerChoice::Bpf => {
-            return Err(EnvironmentError(format!("--tracer bpf: {why}")).into());
-        }
         Err(why) => {
+            let note = options.tracer.fall_back(&why)?;
             let mut traced = trace_slab_with_perf(&target, options, &label, &mut outstanding, &mut stacks)?;
-            traced.tracer_note = (options.tracer == TracerChoice::Auto).then(|| format!("BPF not used: {why}"));
+            traced.tracer_note = note;
             traced
         }
     };
@@ -116,9 +113,7 @@ pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
 /// The BPF tracer for `target`, loaded (verified) but not attached; or why
 /// not, in which case perf takes over.
 fn in_kernel_tracer(options: &Options, target: &SlabTarget, scanner: Option<&Scanner>) -> Result<OutstandingTracer, String> {
-    if options.tracer == TracerChoice::Perf {
-        return Err("--tracer perf".into());
-    }
+    options.tracer.try_bpf()?;
     let loaded;
     let types = match scanner {
         Some(s) => s.types(),
@@ -161,14 +156,12 @@ pub fn page(options: &Options) -> anyhow::Result<TraceReport> {
     let mut outstanding = Outstanding::new(options.max_tracked);
     let mut stacks = Stacks::new(MAX_STACKS);
     let label = "sysak memleak: pages";
-    let in_kernel = match options.tracer {
-        TracerChoice::Perf => Err("--tracer perf".to_string()),
-        _ => {
-            KernelTypes::load(&options.scan.btf).map_err(|e| e.to_string()).and_then(|types| page::bpf_probes(&types, page_size)).and_then(
-                |(allocs, frees)| in_kernel::load(&allocs, &frees, options.max_tracked, StackPolicy::Every).map_err(|e| e.to_string()),
-            )
-        }
-    };
+    let in_kernel = options
+        .tracer
+        .try_bpf()
+        .and_then(|()| KernelTypes::load(&options.scan.btf).map_err(|e| e.to_string()))
+        .and_then(|types| page::bpf_probes(&types, page_size))
+        .and_then(|(allocs, frees)| in_kernel::load(&allocs, &frees, options.max_tracked, StackPolicy::Every).map_err(|e| e.to_string()));
     let growth = growth::page_probe();
     let traced = match in_kernel {
         Ok(tracer) => {
@@ -176,10 +169,10 @@ pub fn page(options: &Options) -> anyhow::Result<TraceReport> {
             page::call_sites_from_stacks(&mut outstanding, &stacks, &symbols);
             Traced::in_kernel(run)
         }
-        Err(why) if options.tracer == TracerChoice::Bpf => return Err(EnvironmentError(format!("--tracer bpf: {why}")).into()),
         Err(why) => {
+            let note = options.tracer.fall_back(&why)?;
             let mut traced = trace_pages_with_perf(options, label, &symbols, &mut outstanding, &mut stacks)?;
-            traced.tracer_note = (options.tracer == TracerChoice::Auto).then(|| format!("BPF not used: {why}"));
+            traced.tracer_note = note;
             traced
         }
     };

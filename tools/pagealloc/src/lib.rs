@@ -23,8 +23,10 @@ use std::time::Duration;
 
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
 use serde::Serialize;
+use sysak_cli::flamegraph::{Labels, StackFormat};
 use sysak_cli::output::{self, Format};
 use sysak_cli::tool::{self, Needs, Outcome, Tool, UsageError};
+use sysak_cli::tracer::TracerChoice;
 use sysak_kernel::procfs::{AllocSite, ProcFs};
 use sysak_kernel::trace::window::Window;
 
@@ -89,12 +91,7 @@ pub fn command() -> Command {
                 .help("BPF: unwind one allocation in N (a power of two) for call sites and scale the counts [default: 64, with -s 1]"),
         )
         .arg(
-            Arg::new("tracer")
-                .long("tracer")
-                .value_name("HOW")
-                .value_parser(["auto", "bpf", "perf"])
-                .default_value("auto")
-                .help("bpf counts in the kernel (call sites from sampled stacks, all with -s); perf samples every allocation; auto: bpf where it loads"),
+            TracerChoice::arg("bpf counts in the kernel (call sites from sampled stacks, all with -s); perf samples every allocation; auto: bpf where it loads"),
         )
         .arg(Arg::new("top").long("top").value_name("N").value_parser(value_parser!(usize)).default_value("15").help("Rows per table"))
         .arg(
@@ -107,8 +104,8 @@ pub fn command() -> Command {
         )
         .arg(
             output::format_arg()
-                .value_parser(["table", "json", "folded"])
-                .help("Output format: a table, one JSON document, or folded stacks for a flame graph (with -s; pages allocated, or held with --outstanding)"),
+                .value_parser(["table", "json", "folded", "flamegraph"])
+                .help("Output format: a table, one JSON document, or (with -s) folded stacks or an SVG flame graph of the pages allocated, or held with --outstanding"),
         )
         .after_help(
             "Examples:\n  sysak pagealloc -i 10            who allocates pages, by order, type and call site\n  \
@@ -164,9 +161,9 @@ fn run(matches: &ArgMatches, _context: &tool::Context) -> anyhow::Result<Outcome
     }
     sysak_kernel::signal::install();
     let only_outstanding = matches.get_flag("outstanding");
-    let folded = matches.get_one::<String>("format").is_some_and(|f| f == "folded");
-    if folded && !matches.get_flag("stacks") {
-        return Err(UsageError("--format folded needs stacks: add -s".into()).into());
+    let stack_format = StackFormat::from_matches(matches);
+    if stack_format.is_some() && !matches.get_flag("stacks") {
+        return Err(UsageError("--format folded and flamegraph need stacks: add -s".into()).into());
     }
     let free_only_percent = matches.get_one::<u32>("free-only").copied().unwrap_or(if only_outstanding { 20 } else { 0 });
     let options = trace::TraceOptions {
@@ -180,11 +177,7 @@ fn run(matches: &ArgMatches, _context: &tool::Context) -> anyhow::Result<Outcome
         top: *matches.get_one::<usize>("top").unwrap(),
         max_tracked: *matches.get_one::<u64>("max-tracked").unwrap() as usize,
         outstanding: only_outstanding,
-        tracer: match matches.get_one::<String>("tracer").map(String::as_str) {
-            Some("bpf") => trace::Tracer::Bpf,
-            Some("perf") => trace::Tracer::Perf,
-            _ => trace::Tracer::Auto,
-        },
+        tracer: TracerChoice::from_matches(matches),
     };
     let report = trace::run(&options, "sysak pagealloc")?;
     let allocinfo = procfs.read_allocinfo().ok().flatten().map(|mut sites| {
@@ -193,8 +186,13 @@ fn run(matches: &ArgMatches, _context: &tool::Context) -> anyhow::Result<Outcome
         sites
     });
     let found = !report.outstanding.is_empty();
-    if folded {
-        print!("{}", output::folded(if only_outstanding { &report.outstanding_stacks } else { &report.allocated_stacks }));
+    if let Some(stack_format) = stack_format {
+        let (stacks, title) = if only_outstanding {
+            (&report.outstanding_stacks, "sysak pagealloc --outstanding: pages held by kernel stack")
+        } else {
+            (&report.allocated_stacks, "sysak pagealloc: pages allocated by kernel stack")
+        };
+        output::print_text(&stack_format.render(stacks, &Labels { title, unit: "pages" }))?;
         return Ok(if only_outstanding && found { Outcome::Found } else { Outcome::Clean });
     }
     let out = TraceOutput { trace: report, allocinfo };

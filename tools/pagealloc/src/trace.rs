@@ -12,6 +12,7 @@ use std::path::Path;
 
 use serde::Serialize;
 use sysak_cli::progress::Bar;
+use sysak_cli::tracer::TracerChoice;
 use sysak_kernel::symbols::Kallsyms;
 use sysak_kernel::trace::outstanding::{Allocation, Outstanding, Stacks};
 use sysak_kernel::trace::page_events::{PageEvent, PageFilter, PageTracer};
@@ -41,21 +42,10 @@ pub struct TraceOptions {
     /// Most outstanding pages tracked.
     pub max_tracked: usize,
     /// `--tracer`.
-    pub tracer: Tracer,
+    pub tracer: TracerChoice,
     /// `--outstanding`: the pages still held are what is asked (BPF traces
     /// only those; perf traces both).
     pub outstanding: bool,
-}
-
-/// `--tracer`: where allocations are counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tracer {
-    /// BPF where it loads, else perf.
-    Auto,
-    /// BPF or fail.
-    Bpf,
-    /// perf samples with callchains.
-    Perf,
 }
 
 /// By default one page allocation in 2^SAMPLE_SHIFT is unwound for call
@@ -220,19 +210,16 @@ pub(crate) struct Totals {
 
 /// Trace a window: in the kernel (BPF) where it can, else perf.
 pub fn run(options: &TraceOptions, label: &str) -> anyhow::Result<TraceReport> {
-    let why = match options.tracer {
-        Tracer::Perf => "--tracer perf".to_string(),
-        _ => match bpf::run(options, label) {
-            Ok(Ok(report)) => return Ok(report),
-            Ok(Err(why)) => why,
-            Err(e) => return Err(e),
+    let why = match options.tracer.try_bpf() {
+        Err(why) => why,
+        Ok(()) => match bpf::run(options, label)? {
+            Ok(report) => return Ok(report),
+            Err(why) => why,
         },
     };
-    if options.tracer == Tracer::Bpf {
-        return Err(sysak_cli::tool::EnvironmentError(format!("--tracer bpf: {why}")).into());
-    }
+    let note = options.tracer.fall_back(&why)?;
     let mut report = run_perf(options, label)?;
-    report.tracer_note = (options.tracer == Tracer::Auto).then(|| format!("BPF not used: {why}"));
+    report.tracer_note = note;
     Ok(report)
 }
 
