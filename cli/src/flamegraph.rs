@@ -169,10 +169,15 @@ fn frame(out: &mut String, name: &str, node: &Node, x: f64, y: f64, scale: f64, 
         escape(unit),
         h = ROW - 1.0,
     );
+    // The whole name, or at least three of its characters and "..": "a.."
+    // tells nothing.
     let fits = ((width - 6.0) / CHAR_PX).floor().max(0.0) as usize;
-    if fits >= 3 {
-        let text: String =
-            if name.chars().count() <= fits { name.to_string() } else { name.chars().take(fits - 2).chain("..".chars()).collect() };
+    let text: Option<String> = match name.chars().count() {
+        n if n <= fits => Some(name.to_string()),
+        _ if fits >= 5 => Some(name.chars().take(fits - 2).chain("..".chars()).collect()),
+        _ => None,
+    };
+    if let Some(text) = text {
         let _ = write!(out, r#"<text x="{:.2}" y="{:.1}">{}</text>"#, x + 3.0, y + ROW - 4.5, escape(&text));
     }
     out.push_str("</g>\n");
