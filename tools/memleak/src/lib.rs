@@ -246,24 +246,39 @@ pub fn command() -> Command {
         )
 }
 
+/// How the result is printed.
+struct Printing {
+    format: Format,
+    /// `--format folded|flamegraph` (a traced window with stacks).
+    stacks: Option<StackFormat>,
+    /// `--format prometheus` (the check).
+    prometheus: bool,
+    lang: sysak_cli::i18n::Lang,
+    /// `--dump`: raw object bytes in the output.
+    dump: bool,
+}
+
 fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome> {
     let mut options = Options::resolve(matches, context.config)?;
     sysak_kernel::signal::install();
     let procfs = ProcFs::default();
-    let prometheus = matches.get_one::<String>("format").is_some_and(|f| f == "prometheus");
-    let format = Format::from_matches(matches);
-    let lang = sysak_cli::i18n::Lang::resolve(matches, context.config);
+    let printing = Printing {
+        format: Format::from_matches(matches),
+        stacks: StackFormat::from_matches(matches),
+        prometheus: matches.get_one::<String>("format").is_some_and(|f| f == "prometheus"),
+        lang: sysak_cli::i18n::Lang::resolve(matches, context.config),
+        dump: options.dump,
+    };
     let check_mode = options.check_only || options.record;
-    if (prometheus || options.textfile.is_some()) && !check_mode {
+    if (printing.prometheus || options.textfile.is_some()) && !check_mode {
         return Err(UsageError("--format prometheus and --textfile go with --check or --record".into()).into());
     }
-    let stack_format = StackFormat::from_matches(matches);
-    if stack_format.is_some() && !(options.stacks && matches!(options.trace_type.as_deref(), Some("slab" | "page"))) {
+    if printing.stacks.is_some() && !(options.stacks && matches!(options.trace_type.as_deref(), Some("slab" | "page"))) {
         return Err(UsageError("--format folded and flamegraph need a traced window with stacks: -t slab -s or -t page -s".into()).into());
     }
     if let (Some(vmcore), Some(kallsyms)) = (matches.get_one::<String>("vmcore"), matches.get_one::<String>("kallsyms")) {
         let (mut report, census) = offline::run(&options, std::path::Path::new(vmcore), std::path::Path::new(kallsyms))?;
-        print_trace(&mut report, census, format, lang, options.dump)?;
+        print_trace(&mut report, census, &printing)?;
         // One dump shows no growth: the cluster is evidence, not a verdict.
         return Ok(Outcome::Clean);
     }
@@ -275,60 +290,74 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
         Some("slab") => Kind::Slab,
         Some("page") => Kind::Page,
         Some("vmalloc") => Kind::Vmalloc,
-        _ => {
-            let report = options.run_check(&procfs)?;
-            if let Some(path) = &options.plot {
-                plot::draw(&options.history, path, &report).map_err(|e| UsageError(e.to_string()))?;
-            }
-            if check_mode && (prometheus || options.textfile.is_some()) {
-                let text = metrics::exposition(&report, &census::live_candidates(&procfs, metrics::TOP_CACHES)?, unix_now());
-                if let Some(path) = &options.textfile {
-                    sysak_cli::prometheus::write_textfile(path, &text)
-                        .map_err(|e| UsageError(format!("--textfile {}: {e}", path.display())))?;
-                }
-                if prometheus {
-                    print!("{text}");
-                    return Ok(check_outcome(&report));
-                }
-            }
-            match (check_mode, report.verdict.kind()) {
-                (false, Some(kind)) => {
-                    // The history names the cache that grows: trace it.
-                    if let (Kind::Slab, None, Some(h)) = (kind, &options.cache, &report.history) {
-                        if let Some(top) = h.growing_caches.first() {
-                            options.cache = Some(top.name.clone());
-                            options.cache_reason =
-                                Some(format!("the history's fastest-growing cache: {:+.0} bytes a day", top.slope_bytes_per_day));
-                        }
-                    }
-                    kind
-                }
-                (check_mode, _) => {
-                    // Nothing to trace: say who holds the memory instead.
-                    let census = (options.census || !check_mode).then(|| take_census(&procfs, &options)).transpose()?;
-                    return print_check(&report, census, format, lang, options.dump);
-                }
-            }
+        _ => match check_first(&procfs, &mut options, &printing)? {
+            Ok(kind) => kind,
+            Err(outcome) => return Ok(outcome),
+        },
+    };
+    trace_window(&procfs, &options, kind, &printing)
+}
+
+/// The check, and what follows it: `Ok(kind)` to trace that kind (plain
+/// `sysak memleak` when the check names one), or `Err(outcome)` when the
+/// check, its metrics or its census were the answer.
+fn check_first(procfs: &ProcFs, options: &mut Options, printing: &Printing) -> anyhow::Result<Result<Kind, Outcome>> {
+    let check_mode = options.check_only || options.record;
+    let report = options.run_check(procfs)?;
+    if let Some(path) = &options.plot {
+        plot::draw(&options.history, path, &report).map_err(|e| UsageError(e.to_string()))?;
+    }
+    if check_mode && (printing.prometheus || options.textfile.is_some()) {
+        let text = metrics::exposition(&report, &census::live_candidates(procfs, metrics::TOP_CACHES)?, unix_now());
+        if let Some(path) = &options.textfile {
+            sysak_cli::prometheus::write_textfile(path, &text).map_err(|e| UsageError(format!("--textfile {}: {e}", path.display())))?;
         }
-    };
+        if printing.prometheus {
+            output::print_text(&text)?;
+            return Ok(Err(check_outcome(&report)));
+        }
+    }
+    match (check_mode, report.verdict.kind()) {
+        (false, Some(kind)) => {
+            // The history names the cache that grows: trace it.
+            if let (Kind::Slab, None, Some(h)) = (kind, &options.cache, &report.history) {
+                if let Some(top) = h.growing_caches.first() {
+                    options.cache = Some(top.name.clone());
+                    options.cache_reason =
+                        Some(format!("the history's fastest-growing cache: {:+.0} bytes a day", top.slope_bytes_per_day));
+                }
+            }
+            Ok(Ok(kind))
+        }
+        (check_mode, _) => {
+            // Nothing to trace: say who holds the memory instead.
+            let census = (options.census || !check_mode).then(|| take_census(procfs, options)).transpose()?;
+            print_check(&report, census, printing).map(Err)
+        }
+    }
+}
+
+/// A traced window of `kind`, printed.
+fn trace_window(procfs: &ProcFs, options: &Options, kind: Kind, printing: &Printing) -> anyhow::Result<Outcome> {
     let mut report = match kind {
-        Kind::Slab => trace::slab(&procfs, &options)?,
-        Kind::Page => trace::page(&options)?,
-        Kind::Vmalloc => trace::vmalloc(&procfs, &options)?,
+        Kind::Slab => trace::slab(procfs, options)?,
+        Kind::Page => trace::page(options)?,
+        Kind::Vmalloc => trace::vmalloc(procfs, options)?,
     };
-    if let Some(stack_format) = stack_format {
+    // 1 only when a leak is judged: outstanding turnover is not a leak.
+    let outcome = if report.leak { Outcome::Found } else { Outcome::Clean };
+    if let Some(stack_format) = printing.stacks {
         // Weighted by outstanding bytes (slab) or pages (page).
         let (title, unit) = match kind {
             Kind::Page => ("sysak memleak -t page: pages outstanding by kernel stack", "pages"),
             _ => ("sysak memleak -t slab: bytes outstanding by kernel stack", "bytes"),
         };
         output::print_text(&stack_format.render(&report.weighted_stacks, &Labels { title, unit }))?;
-        return Ok(if report.leak { Outcome::Found } else { Outcome::Clean });
+        return Ok(outcome);
     }
-    let census = options.census.then(|| take_census(&procfs, &options)).transpose()?;
-    print_trace(&mut report, census, format, lang, options.dump)?;
-    // 1 only when a leak is judged: outstanding turnover is not a leak.
-    Ok(if report.leak { Outcome::Found } else { Outcome::Clean })
+    let census = options.census.then(|| take_census(procfs, options)).transpose()?;
+    print_trace(&mut report, census, printing)?;
+    Ok(outcome)
 }
 
 fn unix_now() -> u64 {
@@ -367,14 +396,9 @@ fn strip_dumps(report: Option<&mut report::TraceReport>, census: Option<&mut cen
     }
 }
 
-fn print_trace(
-    report: &mut report::TraceReport,
-    mut census: Option<census::Census>,
-    format: Format,
-    lang: sysak_cli::i18n::Lang,
-    dump: bool,
-) -> anyhow::Result<()> {
-    match format {
+fn print_trace(report: &mut report::TraceReport, mut census: Option<census::Census>, printing: &Printing) -> anyhow::Result<()> {
+    let (lang, dump) = (printing.lang, printing.dump);
+    match printing.format {
         Format::Json => {
             if !dump {
                 strip_dumps(Some(report), census.as_mut());
@@ -385,14 +409,9 @@ fn print_trace(
     }
 }
 
-fn print_check(
-    report: &check::CheckReport,
-    mut census: Option<census::Census>,
-    format: Format,
-    lang: sysak_cli::i18n::Lang,
-    dump: bool,
-) -> anyhow::Result<Outcome> {
-    match format {
+fn print_check(report: &check::CheckReport, mut census: Option<census::Census>, printing: &Printing) -> anyhow::Result<Outcome> {
+    let (lang, dump) = (printing.lang, printing.dump);
+    match printing.format {
         Format::Json => {
             if !dump {
                 strip_dumps(None, census.as_mut());
