@@ -51,12 +51,7 @@ fn trace_attributes_pipe_pages() {
 
 fn pipe_pages_attributed(args: &[&str], exact: bool) {
     let scratch = Scratch::new("pagealloc");
-    let mut command = sysak(&scratch, &[]);
-    command.args(["pagealloc", "-i", "3", "-r", "25", "--format", "json"]).args(args);
-    let child = start_window(command);
-    let held = PipePages::fill_steadily(PIPES, PAGES_EACH);
-    let out = child.finish();
-    drop(held);
+    let out = traced_with_pipe_pages(&scratch, &[&["-i", "3", "-r", "25", "--format", "json"], args].concat());
     // --outstanding exits 1 when pages are held.
     assert!(matches!(out.status.code(), Some(0 | 1)), "{args:?}: {}", stderr(&out));
     let doc = json(&out);
@@ -140,40 +135,21 @@ fn sigkill_leaves_no_kernel_state() {
     assert_eq!(host_mounts_tracefs(), mounted_before, "tracefs mount leaked into the host namespace");
 }
 
-/// `-s --format folded`: the pipe writer's stacks weigh the pages it
-/// allocated in the window.
+/// `-s --format folded` and `flamegraph`: the pipe writer's stacks weigh
+/// the pages it allocated in the window.
 #[test]
-fn folded_stacks_weigh_pages_allocated() {
+fn stacks_weigh_pages_allocated() {
     let _lock = kernel_lock();
-    let scratch = Scratch::new("pagealloc-folded");
-    let mut command = sysak(&scratch, &[]);
-    command.args(["pagealloc", "-i", "3", "-s", "--format", "folded"]);
-    let child = start_window(command);
-    let held = PipePages::fill_steadily(PIPES, PAGES_EACH);
-    let out = child.finish();
-    drop(held);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
+    let scratch = Scratch::new("pagealloc-stacks");
+    let folded = traced_with_pipe_pages(&scratch, &["-i", "3", "-s", "--format", "folded"]);
+    assert!(folded.status.success(), "{}", stderr(&folded));
+    let text = stdout(&folded);
     let pages: u64 = parse_folded(&text).iter().filter(|(f, _)| f.iter().any(|f| f.contains("pipe_write"))).map(|(_, w)| w).sum();
     assert!(pages >= (PIPES * PAGES_EACH) as u64, "{pages} pages under pipe_write:\n{text}");
-    let bad = sysak(&scratch, &[]).args(["pagealloc", "--format", "folded"]).output().unwrap();
-    assert_eq!((bad.status.code(), stderr(&bad).lines().count()), (Some(2), 1), "{}", stderr(&bad));
-}
 
-/// `-s --format flamegraph`: an SVG whose pipe writer frame weighs the
-/// pages it allocated in the window.
-#[test]
-fn flamegraph_draws_the_pipe_writer() {
-    let _lock = kernel_lock();
-    let scratch = Scratch::new("pagealloc-flamegraph");
-    let mut command = sysak(&scratch, &[]);
-    command.args(["pagealloc", "-i", "3", "-s", "--format", "flamegraph"]);
-    let child = start_window(command);
-    let held = PipePages::fill_steadily(PIPES, PAGES_EACH);
-    let out = child.finish();
-    drop(held);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let svg = stdout(&out);
+    let drawn = traced_with_pipe_pages(&scratch, &["-i", "3", "-s", "--format", "flamegraph"]);
+    assert!(drawn.status.success(), "{}", stderr(&drawn));
+    let svg = stdout(&drawn);
     assert!(svg.starts_with("<?xml") && svg.trim_end().ends_with("</svg>"), "{svg}");
     // <title>anon_pipe_write (4100 pages, 97.12%)</title> (pipe_write before 6.x)
     let pages: u64 = svg
@@ -183,4 +159,21 @@ fn flamegraph_draws_the_pipe_writer() {
         .map(|(_, n)| n.parse::<u64>().unwrap())
         .sum();
     assert!(pages >= (PIPES * PAGES_EACH) as u64, "{pages} pages drawn under pipe_write:\n{svg}");
+
+    for format in ["folded", "flamegraph"] {
+        let bad = sysak(&scratch, &[]).args(["pagealloc", "--format", format]).output().unwrap();
+        assert_eq!((bad.status.code(), stderr(&bad).lines().count()), (Some(2), 1), "{}", stderr(&bad));
+    }
+}
+
+/// `sysak pagealloc ARGS` while pipes fill with PIPES × PAGES_EACH pages
+/// inside its window.
+fn traced_with_pipe_pages(scratch: &Scratch, args: &[&str]) -> std::process::Output {
+    let mut command = sysak(scratch, &[]);
+    command.arg("pagealloc").args(args);
+    let child = start_window(command);
+    let held = PipePages::fill_steadily(PIPES, PAGES_EACH);
+    let out = child.finish();
+    drop(held);
+    out
 }
