@@ -136,51 +136,64 @@ pub fn svg(stacks: &[(Vec<String>, u64)], labels: &Labels) -> String {
         unit = escape(labels.unit),
     );
     if root.weight > 0 {
-        let scale = (WIDTH - 2.0 * MARGIN) / root.weight as f64;
         let bottom = height - BOTTOM - ROW;
-        frame(&mut out, "all", &root, MARGIN, bottom, scale, root.weight, labels.unit);
-        draw_children(&mut out, &root, MARGIN, bottom - ROW, scale, root.weight, labels.unit);
+        let mut canvas = Canvas { out, scale: (WIDTH - 2.0 * MARGIN) / root.weight as f64, total: root.weight, unit: labels.unit };
+        canvas.frame("all", &root, MARGIN, bottom);
+        canvas.callees(&root, MARGIN, bottom - ROW);
+        out = canvas.out;
     }
     out.push_str("</svg>\n");
     out
 }
 
-fn draw_children(out: &mut String, node: &Node, mut x: f64, y: f64, scale: f64, total: u64, unit: &str) {
-    for (name, child) in &node.children {
-        let width = child.weight as f64 * scale;
-        if width >= MIN_PX {
-            frame(out, name, child, x, y, scale, total, unit);
-            draw_children(out, child, x, y - ROW, scale, total, unit);
-        }
-        x += width;
-    }
+/// Where frames are drawn: `scale` pixels per unit of weight, shares of
+/// `total`.
+struct Canvas<'a> {
+    out: String,
+    scale: f64,
+    total: u64,
+    unit: &'a str,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn frame(out: &mut String, name: &str, node: &Node, x: f64, y: f64, scale: f64, total: u64, unit: &str) {
-    let width = node.weight as f64 * scale;
-    let share = 100.0 * node.weight as f64 / total as f64;
-    let (r, g, b) = colour(name);
-    let _ = write!(
-        out,
-        r#"<g><title>{} ({} {}, {share:.2}%)</title><rect x="{x:.2}" y="{y:.1}" width="{width:.2}" height="{h:.1}" rx="2" fill="rgb({r},{g},{b})"/>"#,
-        escape(name),
-        node.weight,
-        escape(unit),
-        h = ROW - 1.0,
-    );
-    // The whole name, or at least three of its characters and "..": "a.."
-    // tells nothing.
-    let fits = ((width - 6.0) / CHAR_PX).floor().max(0.0) as usize;
-    let text: Option<String> = match name.chars().count() {
-        n if n <= fits => Some(name.to_string()),
-        _ if fits >= 5 => Some(name.chars().take(fits - 2).chain("..".chars()).collect()),
-        _ => None,
-    };
-    if let Some(text) = text {
-        let _ = write!(out, r#"<text x="{:.2}" y="{:.1}">{}</text>"#, x + 3.0, y + ROW - 4.5, escape(&text));
+impl Canvas<'_> {
+    /// `node`'s callees side by side from `x`, on the row at `y`, and theirs
+    /// above.
+    fn callees(&mut self, node: &Node, mut x: f64, y: f64) {
+        for (name, child) in &node.children {
+            let width = child.weight as f64 * self.scale;
+            if width >= MIN_PX {
+                self.frame(name, child, x, y);
+                self.callees(child, x, y - ROW);
+            }
+            x += width;
+        }
     }
-    out.push_str("</g>\n");
+
+    fn frame(&mut self, name: &str, node: &Node, x: f64, y: f64) {
+        let width = node.weight as f64 * self.scale;
+        let share = 100.0 * node.weight as f64 / self.total as f64;
+        let (r, g, b) = colour(name);
+        let _ = write!(
+            self.out,
+            r#"<g><title>{} ({} {}, {share:.2}%)</title><rect x="{x:.2}" y="{y:.1}" width="{width:.2}" height="{h:.1}" rx="2" fill="rgb({r},{g},{b})"/>"#,
+            escape(name),
+            node.weight,
+            escape(self.unit),
+            h = ROW - 1.0,
+        );
+        // The whole name, or at least three of its characters and "..": "a.."
+        // tells nothing.
+        let fits = ((width - 6.0) / CHAR_PX).floor().max(0.0) as usize;
+        let text: Option<String> = match name.chars().count() {
+            n if n <= fits => Some(name.to_string()),
+            _ if fits >= 5 => Some(name.chars().take(fits - 2).chain("..".chars()).collect()),
+            _ => None,
+        };
+        if let Some(text) = text {
+            let _ = write!(self.out, r#"<text x="{:.2}" y="{:.1}">{}</text>"#, x + 3.0, y + ROW - 4.5, escape(&text));
+        }
+        self.out.push_str("</g>\n");
+    }
 }
 
 /// A stable colour per function (the same name, the same colour in every

@@ -301,8 +301,6 @@ pub mod helper {
     pub const GET_PRANDOM_U32: i32 = 7;
     /// `u64 bpf_get_current_task(void)`.
     pub const GET_CURRENT_TASK: i32 = 35;
-    /// `long bpf_get_stackid(ctx, map, flags)`.
-    pub const GET_STACKID: i32 = 27;
     /// `long bpf_get_stack(ctx, buf, size, flags)` (4.18+): zero-fills
     /// what the stack does not.
     pub const GET_STACK: i32 = 67;

@@ -83,8 +83,6 @@ pub enum MapType {
     PercpuHash = 5,
     /// BPF_MAP_TYPE_PERCPU_ARRAY.
     PercpuArray = 6,
-    /// BPF_MAP_TYPE_STACK_TRACE.
-    StackTrace = 7,
 }
 
 /// Map flag: the array's values can be mmap()ed (5.5+).

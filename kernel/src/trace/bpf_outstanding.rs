@@ -112,7 +112,7 @@ pub struct Entry {
 pub struct InKernelStats {
     /// Allocations not inserted (hash full).
     pub insert_failures: u64,
-    /// Allocations whose stack could not be stored (stack map full).
+    /// Allocations whose stack could not be stored (stack table full).
     pub stack_failures: u64,
     /// Program runs the kernel skipped (recursion): frees skipped this way
     /// may show as false leaks. `None` before 5.12: the kernel cannot say.

@@ -159,7 +159,7 @@ impl Outstanding {
     }
 
     /// Replace every stack id with `map(id)` (ids read from elsewhere, such
-    /// as a BPF stack map, become ids of a [`Stacks`]).
+    /// as a BPF stack table, become ids of a [`Stacks`]).
     pub fn remap_stacks(&mut self, mut map: impl FnMut(u32) -> Option<u32>) {
         for a in self.live.values_mut() {
             a.stack = a.stack.and_then(&mut map);

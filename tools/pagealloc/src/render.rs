@@ -132,7 +132,7 @@ pub fn trace(r: &TraceReport, allocinfo: Option<&[AllocSite]>, only_outstanding:
     };
     for (n, what) in [
         (lost, "events lost (ring buffers full, or BPF runs skipped): counts are low"),
-        (r.lost_stacks, "sampled stacks lost (stack map bucket taken): those call sites are unknown"),
+        (r.lost_stacks, "sampled stacks lost (stack table full): those call sites are unknown"),
         (r.untracked_sites, "allocations beyond the call-site or tally table"),
         (r.untracked_outstanding, "allocations not tracked as outstanding (table full)"),
     ] {

@@ -144,8 +144,8 @@ pub struct TraceReport {
     /// by recursion): counts are low by that much. Null where the kernel
     /// cannot say (BPF before 5.12).
     pub lost_events: Option<u64>,
-    /// Sampled allocations whose stack could not be kept (BPF stack map
-    /// bucket taken or table full): their call site is unknown.
+    /// Sampled allocations whose stack could not be kept (the BPF stack
+    /// table full, or the copy failed): their call site is unknown.
     pub lost_stacks: u64,
     /// Allocations seen.
     pub allocations: u64,
