@@ -65,8 +65,15 @@ fn pipe_pages_attributed(args: &[&str], exact: bool) {
     };
     // Exact: all of them (and a few of the test's own); estimated: within
     // a third (1 in 16 of 4096 pages is ~256 unwound, a few percent off).
+    let every = doc["stacks_sampled_every"].as_u64().unwrap();
+    // An estimated row carries the allocations unwound behind it; an exact
+    // one does not.
+    let sampled_right = |site: &serde_json::Value| match site["samples"].as_u64() {
+        Some(n) => !exact && n * every == site["allocations"].as_u64().unwrap(),
+        None => exact,
+    };
     let close = |n: u64, what: &str| {
-        let lost = doc["lost_stacks"].as_u64().unwrap() * doc["stacks_sampled_every"].as_u64().unwrap();
+        let lost = doc["lost_stacks"].as_u64().unwrap() * every;
         let ok = if exact { n + lost >= pages && n <= pages + pages / 50 } else { n.abs_diff(pages) <= pages / 3 };
         assert!(ok, "{args:?}: {what}: {n} pipe pages (lost stacks {lost}), expected {pages}: {doc}");
     };
@@ -76,6 +83,7 @@ fn pipe_pages_attributed(args: &[&str], exact: bool) {
     assert_eq!(doc["outstanding_traced"], !bpf || outstanding_mode, "{doc}");
     if !(bpf && outstanding_mode) {
         let allocated = pipe(&doc["top_allocators"]).unwrap_or_else(|| panic!("{args:?}: no pipe writer among the allocators: {doc}"));
+        assert!(sampled_right(&allocated), "{args:?}: samples of {allocated} (every {every})");
         if exact {
             assert!(allocated["pages"].as_u64().unwrap() + doc["lost_stacks"].as_u64().unwrap() >= pages, "{args:?}: {allocated}");
         } else {
@@ -89,6 +97,7 @@ fn pipe_pages_attributed(args: &[&str], exact: bool) {
     if !bpf || outstanding_mode {
         let held = pipe(&doc["outstanding"]).unwrap_or_else(|| panic!("{args:?}: pipe pages not outstanding: {doc}"));
         close(held["pages"].as_u64().unwrap(), "held");
+        assert!(sampled_right(&held), "{args:?}: samples of {held} (every {every})");
         // Exact in every mode: the ages.
         let aged: u64 = doc["age_histogram"].as_array().unwrap().iter().take(2).map(|b| b["pages"].as_u64().unwrap()).sum();
         assert!(aged >= pages, "pipe pages are younger than the window: {doc}");

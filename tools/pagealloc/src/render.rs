@@ -43,11 +43,22 @@ fn sites(out: &mut String, title: &str, sites: &[Site], with_age: bool) {
         let _ = writeln!(out, "  none");
         return;
     }
-    let mut t =
-        plain_table(if with_age { vec!["pages", "allocs", "max age", "function"] } else { vec!["pages", "allocs", "bytes", "function"] });
+    // Estimated rows say how many allocations were unwound behind them.
+    let sampled = sites.iter().any(|s| s.samples.is_some());
+    let mut header = vec!["pages", "allocs", if with_age { "max age" } else { "bytes" }];
+    if sampled {
+        header.push("unwound");
+    }
+    header.push("function");
+    let mut t = plain_table(header);
     for s in sites {
         let third = if with_age { s.max_age_s.map(|a| format!("{a:.1}s")).unwrap_or_default() } else { human_bytes(s.bytes) };
-        t.add_row(vec![s.pages.to_string(), s.allocations.to_string(), third, s.function.clone()]);
+        let mut row = vec![s.pages.to_string(), s.allocations.to_string(), third];
+        if sampled {
+            row.push(s.samples.map(|n| n.to_string()).unwrap_or_default());
+        }
+        row.push(s.function.clone());
+        t.add_row(row);
     }
     let _ = writeln!(out, "{t}");
     for s in sites.iter().filter(|s| !s.stack.is_empty()) {
@@ -119,7 +130,7 @@ pub fn trace(r: &TraceReport, allocinfo: Option<&[AllocSite]>, only_outstanding:
     if !r.estimated.is_empty() {
         let _ = writeln!(
             out,
-            "note: call sites are estimates from 1 in {} allocations unwound (--sample-every 1 unwinds all); every other figure is an exact count",
+            "note: call sites are estimates from 1 in {} allocations unwound (a row is off by about 1/√unwound; --sample-every 1 unwinds all); every other figure is an exact count",
             r.stacks_sampled_every
         );
     }

@@ -104,6 +104,10 @@ pub struct Site {
     /// Oldest outstanding allocation's age (outstanding table only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_age_s: Option<f64>,
+    /// Allocations unwound behind an estimated row (its relative error is
+    /// about 1/√samples); absent when every allocation was unwound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub samples: Option<u64>,
     /// The commonest stack, with -s.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stack: Vec<String>,
@@ -194,6 +198,8 @@ fn migratetype_name(mt: i64) -> String {
 pub(crate) struct SiteTotal {
     allocations: u64,
     pages: u64,
+    /// Allocations unwound, when the counts are scaled from a sample.
+    samples: Option<u64>,
     stacks: HashMap<u32, u64>,
 }
 
@@ -346,6 +352,7 @@ pub(crate) fn report(
             pages: t.pages,
             bytes: t.pages * page_size,
             max_age_s: None,
+            samples: t.samples,
             stack: render_stack(t.stacks.iter().max_by_key(|(_, n)| **n).map(|(id, _)| *id)),
         })
         .collect();
@@ -359,6 +366,7 @@ pub(crate) fn report(
             pages: s.bytes / page_size,
             bytes: s.bytes,
             max_age_s: Some(outcome.end_ns.saturating_sub(s.oldest_ns) as f64 / 1e9),
+            samples: None,
             stack: render_stack(s.stack),
         })
         .collect();

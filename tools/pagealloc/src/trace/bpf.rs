@@ -99,6 +99,7 @@ pub(super) fn run(options: &TraceOptions, label: &str) -> anyhow::Result<Result<
     if every > 1 {
         r.estimated = vec![if options.outstanding { "outstanding" } else { "top_allocators" }];
         for site in &mut r.outstanding {
+            site.samples = Some(site.allocations);
             site.allocations *= every;
         }
     }
@@ -137,6 +138,7 @@ fn totals(read: &TallyRead, every: u64, keep_stacks: bool, stacks: &mut Stacks, 
     for (frames, allocations, pages) in &read.stacks {
         let site = totals.sites.entry(finder.find(frames, symbols)).or_default();
         site.allocations += allocations * every;
+        site.samples = (every > 1).then(|| site.samples.unwrap_or(0) + allocations);
         site.pages += pages * every;
         if keep_stacks {
             if let Some(id) = stacks.intern(frames) {
