@@ -31,7 +31,7 @@ const BPF_FRAMES: i32 = 2;
 /// BPF_F_NO_PREALLOC: an insert that allocates inside mm_page_alloc fails
 /// (-ENOMEM) more often than not on 6.1, and 5.10 warns such maps are
 /// unsafe in tracing programs.
-const MAX_DISTINCT_STACKS: u32 = 16_384;
+pub const MAX_DISTINCT_STACKS: u32 = 16_384;
 /// Where [`StackTable::unwind`] leaves its result on the program's stack.
 pub const RESULT_AT: i16 = -16;
 /// The frames and their hash on the program's stack: [-344, -80) is the

@@ -23,13 +23,11 @@ use crate::bpf::insn::{self, helper, Builder, Cond, Size, FP, R0, R1, R2, R6, R7
 use crate::bpf::sys::{MapType, ProgramType};
 use crate::bpf::{BpfError, Map, Program};
 
-use super::bpf_stacks::{StackTable, RESULT_AT, STACK_LOST};
+use super::bpf_stacks::{StackTable, MAX_DISTINCT_STACKS, RESULT_AT, STACK_LOST};
 use super::page_probes::FreeTracepoint;
 
 /// Distinct (order, migratetype, gfp) keys held.
 const MAX_KEYS: u32 = 16_384;
-/// Distinct stacks counted (as many as the stack table holds).
-const MAX_STACKS: u32 = 16_384;
 /// Orders counted in the free array (MAX_PAGE_ORDER is 10 on x86_64).
 const ORDERS: u32 = 16;
 const COUNTER_KEY_OVERFLOW: u32 = 0;
@@ -139,7 +137,8 @@ impl PageTally {
         let tallies = Map::create(MapType::PercpuHash, "sysak_tally", 8, 8, MAX_KEYS, 0)?;
         let frees = Map::create(MapType::PercpuArray, "sysak_frees", 4, 8, ORDERS, 0)?;
         let stacks = StackTable::create()?;
-        let by_stack = Map::create(MapType::Hash, "sysak_bystk", 8, 16, MAX_STACKS, 0)?;
+        // One count per stack the table can hold.
+        let by_stack = Map::create(MapType::Hash, "sysak_bystk", 8, 16, MAX_DISTINCT_STACKS, 0)?;
         let counters = Map::create(MapType::Array, "sysak_tcnt", 4, 8, 3, 0)?;
         let mut programs = vec![(
             "mm_page_alloc",
