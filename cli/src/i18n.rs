@@ -35,6 +35,7 @@ const ZH: &[(&str, &str)] = &[
     ("pages", "页数"),
     ("areas", "区域数"),
     ("growth", "增长"),
+    ("stock", "存量"),
     ("cache", "slab缓存"),
     ("tracer", "跟踪方式"),
     ("scan", "扫描"),

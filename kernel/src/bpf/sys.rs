@@ -30,6 +30,7 @@ impl BpfError {
 
 const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
@@ -195,6 +196,17 @@ impl Map {
             return Err(BpfError::os("reading a BPF map element"));
         }
         Ok(true)
+    }
+
+    /// BPF_MAP_UPDATE_ELEM: set `key` to `value` (value_size bytes).
+    pub fn update(&self, key: &[u8], value: &[u8]) -> Result<(), BpfError> {
+        assert!(key.len() == self.key_size as usize && value.len() == self.value_size as usize && self.per_cpu == 0);
+        let mut attr =
+            MapElemAttr { map_fd: self.fd() as u32, key: key.as_ptr() as u64, value: value.as_ptr() as u64, ..Default::default() };
+        if bpf(BPF_MAP_UPDATE_ELEM, &mut attr) < 0 {
+            return Err(BpfError::os("writing a BPF map element"));
+        }
+        Ok(())
     }
 
     /// Every (key, value) of a hash map through BPF_MAP_LOOKUP_BATCH (5.6+),

@@ -30,6 +30,7 @@ use crate::bpf::sys::{MapType, ProgramType};
 use crate::bpf::{BpfError, Map, Program};
 
 use super::bpf_stacks::{StackTable, NOT_SAMPLED, RESULT_AT};
+use super::followed::{self, AddressSample};
 
 /// Where an allocation's size comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +92,19 @@ pub enum StackPolicy {
     Sampled(u32),
 }
 
+/// Objects allocated before the window whose frees the free programs
+/// count: the members of a stock ([`super::followed`]). Each free of an
+/// address the outstanding set does not hold is tested against the sample
+/// rule, and only a sampled address is looked up, then deleted: what is
+/// left at the end did not die by a traced free.
+#[derive(Debug, Clone, Copy)]
+pub struct Followed<'a> {
+    /// The addresses followed (every one taken by `sample`).
+    pub addresses: &'a [u64],
+    /// How they were chosen.
+    pub sample: AddressSample,
+}
+
 /// One outstanding allocation read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -128,6 +142,7 @@ const MAX_SITES: u32 = 16_384;
 /// The tracer: maps, programs, and (while running) attachments.
 pub struct OutstandingTracer {
     hash: Map,
+    followed: Option<Map>,
     stacks: Option<StackTable>,
     _sites: Option<Map>,
     counters: Map,
@@ -240,7 +255,7 @@ fn alloc_program(
     b.finish()
 }
 
-fn free_program(p: &FreeProbe, hash: &Map) -> Vec<insn::Insn> {
+fn free_program(p: &FreeProbe, hash: &Map, followed: Option<(&Map, AddressSample)>) -> Vec<insn::Insn> {
     // Look up before deleting: almost every free is of an untraced object,
     // and a lookup takes no lock while a delete takes the bucket's.
     let mut b = Builder::new();
@@ -248,8 +263,20 @@ fn free_program(p: &FreeProbe, hash: &Map) -> Vec<insn::Insn> {
         .exit_if_imm(Cond::Eq, R1, 0)
         .push([insn::store(Size::DW, FP, -8, R1)])
         .map_lookup(hash.fd(), -8)
-        .exit_if_imm(Cond::Eq, R0, 0)
-        .map_delete(hash.fd(), -8);
+        .skip_if_imm(Cond::Eq, R0, 0, |b| {
+            b.map_delete(hash.fd(), -8).return_zero();
+        });
+    if let Some((members, sample)) = followed {
+        // Not allocated in the window: a followed member of the stock?
+        // The sample rule first, so most frees end without a lookup.
+        if sample.shift > 0 {
+            b.push([insn::load(Size::DW, R1, FP, -8)])
+                .push(insn::ld_imm64(R2, followed::MULTIPLIER))
+                .push([insn::mul(R1, R2), insn::rsh_imm(R1, followed::HASH_SHIFT), insn::and_imm(R1, sample.mask() as i32)])
+                .exit_if_imm(Cond::Ne, R1, 0);
+        }
+        b.map_lookup(members.fd(), -8).exit_if_imm(Cond::Eq, R0, 0).map_delete(members.fd(), -8);
+    }
     b.finish()
 }
 
@@ -257,8 +284,24 @@ impl OutstandingTracer {
     /// Create the maps and load (verify) every program; nothing is attached
     /// yet. `capacity` bounds the hash (preallocated: its memory is
     /// reserved up front, about 100 bytes an entry).
-    pub fn load(allocs: &[AllocProbe], frees: &[FreeProbe], capacity: u32, policy: StackPolicy) -> Result<OutstandingTracer, BpfError> {
+    pub fn load(
+        allocs: &[AllocProbe],
+        frees: &[FreeProbe],
+        capacity: u32,
+        policy: StackPolicy,
+        followed: Option<Followed>,
+    ) -> Result<OutstandingTracer, BpfError> {
         let hash = Map::create(MapType::Hash, "sysak_out", 8, VALUE_SIZE, capacity, 0)?;
+        let members = match followed {
+            Some(f) => {
+                let map = Map::create(MapType::Hash, "sysak_stock", 8, 1, f.addresses.len().max(1) as u32, 0)?;
+                for address in f.addresses {
+                    map.update(&address.to_le_bytes(), &[1])?;
+                }
+                Some((map, f.sample))
+            }
+            None => None,
+        };
         let counters = Map::create(MapType::Array, "sysak_cnt", 4, 8, 2, 0)?;
         let stacks = match policy {
             StackPolicy::None => None,
@@ -280,12 +323,14 @@ impl OutstandingTracer {
         let frees = frees
             .iter()
             .map(|p| {
-                Program::load(ProgramType::RawTracepoint, &format!("sysak_{}", p.tracepoint), &free_program(p, &hash), 0)
+                let insns = free_program(p, &hash, members.as_ref().map(|(m, sample)| (m, *sample)));
+                Program::load(ProgramType::RawTracepoint, &format!("sysak_{}", p.tracepoint), &insns, 0)
                     .map(|prog| (p.tracepoint.clone(), prog))
             })
             .collect::<Result<_, _>>()?;
         Ok(OutstandingTracer {
             hash,
+            followed: members.map(|(m, _)| m),
             stacks,
             _sites: sites.map(|(m, _)| m),
             counters,
@@ -337,6 +382,17 @@ impl OutstandingTracer {
             stack_failures: counter(COUNTER_STACK_FAILURES)?,
             recursion_misses,
         })
+    }
+
+    /// The followed members no traced free has removed (`None` when none
+    /// were followed).
+    pub fn followed_left(&self) -> Result<Option<std::collections::HashSet<u64>>, BpfError> {
+        let Some(map) = &self.followed else { return Ok(None) };
+        let mut left = std::collections::HashSet::new();
+        map.dump(4096, |k, _| {
+            left.insert(u64::from_le_bytes(k.try_into().unwrap()));
+        })?;
+        Ok(Some(left))
     }
 
     /// Every outstanding entry, with its stack's hash, and the stacks by

@@ -2,7 +2,7 @@
 //! ([`super::bpf_outstanding`]), read back into an
 //! [`Outstanding`] at its end. Used by `-t slab` and `-t page`.
 
-use super::bpf_outstanding::{AllocProbe, FreeProbe, InKernelStats, OutstandingTracer, StackPolicy};
+use super::bpf_outstanding::{AllocProbe, Followed, FreeProbe, InKernelStats, OutstandingTracer, StackPolicy};
 
 use super::outstanding::{Allocation, Outstanding, Stacks};
 use super::window::{self, Window, WindowOutcome};
@@ -16,12 +16,21 @@ pub struct InKernelRun {
     pub outcome: WindowOutcome,
     /// What qualifies the result.
     pub stats: InKernelStats,
+    /// The followed members no traced free removed, when members were
+    /// followed.
+    pub followed_left: Option<std::collections::HashSet<u64>>,
 }
 
 /// Load, run the window, read back. Loading happens before anything is
 /// attached, so a verifier refusal leaves no trace and perf can take over.
-pub fn load(allocs: &[AllocProbe], frees: &[FreeProbe], capacity: usize, policy: StackPolicy) -> anyhow::Result<OutstandingTracer> {
-    Ok(OutstandingTracer::load(allocs, frees, capacity.min(MAX_IN_KERNEL as usize) as u32, policy)?)
+pub fn load(
+    allocs: &[AllocProbe],
+    frees: &[FreeProbe],
+    capacity: usize,
+    policy: StackPolicy,
+    followed: Option<Followed>,
+) -> anyhow::Result<OutstandingTracer> {
+    Ok(OutstandingTracer::load(allocs, frees, capacity.min(MAX_IN_KERNEL as usize) as u32, policy, followed)?)
 }
 
 /// Run the window on a loaded tracer and fill `outstanding` and `stacks`.
@@ -36,6 +45,7 @@ pub fn run(
     let outcome = window::run_in_kernel(window, progress, || tracer.stop_allocs());
     tracer.stop();
     let stats = tracer.stats()?;
+    let followed_left = tracer.followed_left()?;
     let mut entries = Vec::new();
     let frames = tracer.drain(|e| entries.push(e))?;
     // Stacks come keyed by the program's hash; intern them as ours.
@@ -44,5 +54,5 @@ pub fn run(
         let stack = e.stack.and_then(|h| *ours.entry(h).or_insert_with(|| frames.get(&h).and_then(|f| stacks.intern(f))));
         outstanding.alloc(e.key, Allocation { time_ns: e.time_ns, call_site: e.call_site, bytes: e.bytes, stack });
     }
-    Ok(InKernelRun { outcome, stats })
+    Ok(InKernelRun { outcome, stats, followed_left })
 }

@@ -13,6 +13,7 @@ pub mod bpf_outstanding;
 pub mod bpf_stacks;
 pub mod bpf_tally;
 pub mod callsite;
+pub mod followed;
 pub mod in_kernel;
 pub mod outstanding;
 pub mod page_events;

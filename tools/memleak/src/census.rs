@@ -258,7 +258,8 @@ fn scan_caches(
         let all = slabs.get(&cache.address).map(Vec::as_slice).unwrap_or_default();
         let stride = candidate.objects.div_ceil(OBJECTS_PER_CACHE).max(1);
         let sample: Vec<u64> = all.iter().step_by(stride as usize).copied().collect();
-        let (clusters, stats) = scanner.clusters_among(&sample, cache, options.percent, OBJECTS_PER_CACHE, &mut Presence::default());
+        let (clusters, stats) =
+            scanner.clusters_among(&sample, cache, options.percent, OBJECTS_PER_CACHE, &mut Presence::default(), &mut |_, _| {});
         // Sampled: the kernel's count is the whole; else the walk's own.
         let total = if stride > 1 { candidate.objects.max(stats.objects) } else { stats.objects + stats.unread_objects };
         out.push(CacheCensus {

@@ -137,45 +137,56 @@ const PAGE_NOISE_BYTES: u64 = 4 << 20;
 pub struct GrowthProbe {
     sampler: Sampler,
     source: String,
-    noise_bytes: u64,
+    /// The noise allowance at the start, and how to read it again at the end.
+    noise_at_start: u64,
+    noise: Box<dyn Fn() -> u64>,
 }
 
 impl GrowthProbe {
-    /// Stop and measure.
+    /// Stop and measure; the noise is the larger of its two readings.
     pub fn finish(self) -> Option<Growth> {
-        Growth::from_readings(self.source, &self.sampler.finish(), self.noise_bytes)
+        let noise = self.noise_at_start.max((self.noise)());
+        Growth::from_readings(self.source, &self.sampler.finish(), noise)
     }
 }
 
 /// One cache: its active objects in /proc/slabinfo. The noise allowance is
-/// what per-CPU state can hold without any leak: per CPU, a slab being
-/// filled and one being drained, its partial slabs (`cpu_partial`) and two
-/// sheaves (6.18+ `sheaf_capacity`). `-n all`: SUnreclaim.
+/// what the cache's CPUs hold as SLUB reports it at either end of the
+/// window ([`ProcFs::slab_per_cpu_objects`]), never a formula in the CPU
+/// count: on a 96-CPU host such a formula allowed megabytes that no window
+/// moves. Sheaves (6.18+) report their capacity only: two per CPU are
+/// allowed where a cache has them. `-n all`: SUnreclaim.
 pub fn slab_probe(procfs: &ProcFs, target: &SlabTarget) -> GrowthProbe {
-    // Every online CPU has per-CPU slab state, whatever this process's
-    // affinity or cgroup quota.
-    let cpus = sysak_kernel::trace::perf::online_cpus().map(|c| c.len() as u64).unwrap_or(1).max(1);
     match target {
         SlabTarget::Cache { stats, .. } => {
-            let per_cpu = 2 * stats.objs_per_slab
-                + procfs.slab_attribute_u64(&stats.name, "cpu_partial").unwrap_or(0)
-                + 2 * procfs.slab_attribute_u64(&stats.name, "sheaf_capacity").unwrap_or(0);
+            let sheaves = match procfs.slab_attribute_u64(&stats.name, "sheaf_capacity").unwrap_or(0) {
+                0 => 0,
+                capacity => 2 * capacity * sysak_kernel::trace::perf::online_cpus().map(|c| c.len() as u64).unwrap_or(1).max(1),
+            };
             let (name, size) = (stats.name.clone(), stats.objsize_bytes);
-            let reader = ProcFs::default();
+            let (reader, sysfs) = (ProcFs::default(), procfs.clone());
             let read = move || {
                 let line = reader.read_slabinfo().ok()?.caches.into_iter().find(|c| c.name == name)?;
                 Some(Reading { objects: Some(line.active_objs), bytes: line.active_objs * size })
             };
+            let name = stats.name.clone();
+            let noise = move || (sysfs.slab_per_cpu_objects(&name).unwrap_or(0) + sheaves) * size;
             GrowthProbe {
+                noise_at_start: noise(),
                 sampler: Sampler::start(read, PERIOD),
                 source: format!("/proc/slabinfo active objects of {}", stats.name),
-                noise_bytes: cpus * per_cpu * stats.objsize_bytes,
+                noise: Box::new(noise),
             }
         }
         SlabTarget::All => {
             let reader = ProcFs::default();
             let read = move || reader.read_meminfo().ok().map(|m| Reading { objects: None, bytes: m.slab_unreclaimable });
-            GrowthProbe { sampler: Sampler::start(read, PERIOD), source: "SUnreclaim".into(), noise_bytes: PAGE_NOISE_BYTES }
+            GrowthProbe {
+                sampler: Sampler::start(read, PERIOD),
+                source: "SUnreclaim".into(),
+                noise_at_start: PAGE_NOISE_BYTES,
+                noise: Box::new(|| PAGE_NOISE_BYTES),
+            }
         }
     }
 }
@@ -187,7 +198,8 @@ pub fn page_probe() -> GrowthProbe {
     GrowthProbe {
         sampler: Sampler::start(read, PERIOD),
         source: "alloc pages: the pages no /proc/meminfo line explains (see --check)".into(),
-        noise_bytes: PAGE_NOISE_BYTES,
+        noise_at_start: PAGE_NOISE_BYTES,
+        noise: Box::new(|| PAGE_NOISE_BYTES),
     }
 }
 

@@ -28,7 +28,7 @@ pub fn run(options: &Options, vmcore: &Path, kallsyms: &Path) -> anyhow::Result<
         None => scanner.biggest_unreclaimable().map_err(sysak_cli::tool::EnvironmentError)?,
     };
     eprintln!("sysak memleak: scanning {} in {}", cache.name, vmcore.display());
-    let (clusters, stats) = scanner.largest_clusters(cache, options.scan.percent, &mut scan::Presence::default());
+    let (clusters, stats) = scanner.largest_clusters(cache, options.scan.percent, &mut scan::Presence::default(), &mut |_, _| {});
     let data_symbols = data_symbols.unwrap_or_else(|why| why);
     let census = options.census.then(|| census::offline(&scanner, &symbols, data_symbols.clone(), options.census_options()));
     let report = TraceReport {

@@ -8,7 +8,7 @@ use sysak_cli::i18n::{pad, Lang};
 
 use crate::census::Census;
 use crate::check::{CheckReport, Kind, Verdict};
-use crate::report::TraceReport;
+use crate::report::{StockReport, TraceReport};
 
 /// Words of a pointee shown per hop in the table.
 const POINTEE_WORDS_SHOWN: usize = 6;
@@ -151,6 +151,9 @@ pub fn trace(r: &TraceReport, lang: Lang) -> String {
         let noise = r.growth_noise_bytes.map(|n| format!(", noise up to {}", human_bytes(n))).unwrap_or_default();
         let _ = writeln!(out, "{}: {objects}{sign}{} ({source}{noise})", l("growth"), human_bytes(bytes.unsigned_abs()));
     }
+    if let Some(stock) = &r.stock {
+        let _ = writeln!(out, "{}: {}", l("stock"), stock_line(stock));
+    }
     if let Some(b) = r.excluded_backing_pages.filter(|b| b.slab + b.vmalloc + b.page_tables > 0) {
         let _ = writeln!(
             out,
@@ -194,6 +197,37 @@ pub fn trace(r: &TraceReport, lang: Lang) -> String {
         let _ = writeln!(out, "{}: {w}", l("warning"));
     }
     out
+}
+
+/// The stock in one line: what was followed, births, deaths, the test.
+fn stock_line(s: &StockReport) -> String {
+    if let Some(why) = &s.unavailable {
+        return format!("none ({why})");
+    }
+    let followed = match s.followed_every {
+        1 => "every one re-read".to_string(),
+        n => format!("1 in {n} re-read"),
+    };
+    let traced = match (s.traced_by.as_str(), s.traced_every) {
+        ("none", _) => "frees not traced".to_string(),
+        (by, 1) => format!("every free traced ({by})"),
+        (by, n) => format!("1 in {n} traced ({by})"),
+    };
+    format!(
+        "{} alike objects at the start ({}, {followed}, {traced}); {} born, about {} died (traced {}; re-read: {} freed, {} changed{}): net {:+.2}/s, at least {:+.2}/s (p = {:.2e}; scan {:.1} s)",
+        s.members,
+        s.object_address.as_deref().unwrap_or("?"),
+        s.births,
+        s.deaths_estimate,
+        s.deaths_traced,
+        s.deaths_reread_freed,
+        s.deaths_reread_changed,
+        if s.unknown > 0 { format!(", {} unplaced", s.unknown) } else { String::new() },
+        s.net_per_s,
+        s.net_per_s_lower,
+        s.p_value,
+        s.scan_s
+    )
 }
 
 /// The scan summary: the largest cluster and its representative.

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::check::Kind;
 use crate::explain::{TypeCandidate, Word};
+use crate::rates::Counts;
 
 /// One call site with allocations still outstanding at the window's end.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -18,6 +19,10 @@ pub struct CallSite {
     /// Of those, how many look like the largest cluster of the memory scan
     /// (0 when the scan could not run).
     pub marked: u64,
+    /// Of those, how many look like the stock taken at the window's start
+    /// (its births); absent without a stock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub births: Option<u64>,
     /// Outstanding bytes.
     pub bytes: u64,
     /// Age of the oldest outstanding allocation, seconds (traced kinds
@@ -182,6 +187,9 @@ pub struct TraceReport {
     pub dropped_not_in_cache: u64,
     /// The memory scan.
     pub scan: Scan,
+    /// Births against deaths of the stock (`-t slab`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stock: Option<StockReport>,
     /// A leak was judged: outstanding allocations at one call site, borne
     /// out by the growth measured over the window. The exit status is 1
     /// exactly when this is true.
@@ -229,6 +237,7 @@ impl TraceReport {
             dropped_as_freed: 0,
             dropped_not_in_cache: 0,
             scan: Scan::default(),
+            stock: None,
             leak: false,
             summary: String::new(),
             leak_function: None,
@@ -236,6 +245,60 @@ impl TraceReport {
             confidence: None,
         }
     }
+}
+
+/// The stock: the members of the largest cluster at the window's start,
+/// followed to its end, and the window's allocations that joined it (see
+/// [`crate::stock`] and [`crate::rates`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StockReport {
+    /// Why there is no stock evidence; the other fields are then empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+    /// The representative member at the start.
+    pub object_address: Option<String>,
+    /// Members at the start (objects like the representative).
+    pub members: u64,
+    /// Members re-read at the end of the window.
+    pub followed: u64,
+    /// One member in this many was re-read (1: every one).
+    pub followed_every: u64,
+    /// How frees of members were traced: "bpf" (a membership test on the
+    /// free path, in the kernel), "perf" (every free sample tested in user
+    /// space) or "none".
+    pub traced_by: String,
+    /// Members whose frees were traced.
+    pub traced: u64,
+    /// One member in this many was traced (chosen by address hash).
+    pub traced_every: u64,
+    /// Traced members freed during the window, by tracepoint.
+    pub deaths_traced: u64,
+    /// Re-read members found freed (free in their slab, or the slab gone).
+    pub deaths_reread_freed: u64,
+    /// Re-read members allocated but no longer like the representative.
+    pub deaths_reread_changed: u64,
+    /// Re-read members the end walk could not place (a skipped slab).
+    pub unknown: u64,
+    /// The window's allocations like the representative, still outstanding.
+    pub births: u64,
+    /// Births against the deaths of the traced members (traced or found
+    /// by the re-read).
+    pub traced_sample: Option<Counts>,
+    /// Births against the deaths the re-read found among every member
+    /// re-read (it misses a member freed and replaced by an alike object).
+    pub reread: Option<Counts>,
+    /// Deaths of the whole stock, estimated (the larger of the two).
+    pub deaths_estimate: u64,
+    /// Births per second less deaths per second.
+    pub net_per_s: f64,
+    /// One-sided 99 % lower bound of `net_per_s`.
+    pub net_per_s_lower: f64,
+    /// The larger p-value of the two tests: births no faster than deaths.
+    pub p_value: f64,
+    /// Which test.
+    pub test: String,
+    /// Seconds the scan at the window's start took (before tracing).
+    pub scan_s: f64,
 }
 
 /// How sure `leak_function` is, from the figures behind it (see

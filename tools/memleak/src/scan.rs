@@ -14,7 +14,7 @@ use sysak_kernel::kmem::vmcore::Vmcore;
 use sysak_kernel::kmem::{self, BackendChoice, KernelMemory};
 use sysak_kernel::layout::{KernelAddresses, KernelTypes, SlabLayout};
 use sysak_kernel::procfs::ProcFs;
-use sysak_kernel::similarity::{distinct_largest, ClusterSketch, ExactCount, ExclusiveCount, ObjectCluster};
+use sysak_kernel::similarity::{distinct_largest, ClusterSketch, ExactCount, ExclusiveCount, ObjectCluster, Representative};
 use sysak_kernel::slab::{caches, lookup, walk, KmemCache, WalkStats};
 use sysak_kernel::symbols::Kallsyms;
 
@@ -179,8 +179,21 @@ impl Scanner {
     /// The largest clusters of similar objects in `cache`, at most
     /// [`TOP_CLUSTERS`], largest first, over the latest snapshot of slab
     /// pages (see [`Scanner::clusters_among`]).
-    pub fn largest_clusters(&self, cache: &KmemCache, percent: u32, presence: &mut Presence) -> (Vec<ObjectCluster>, WalkStats) {
-        self.clusters_among(&self.pfns, cache, percent, MAX_SCANNED_OBJECTS, presence)
+    /// `also` sees every allocated object of the counting walk.
+    pub fn largest_clusters(
+        &self,
+        cache: &KmemCache,
+        percent: u32,
+        presence: &mut Presence,
+        also: &mut dyn FnMut(u64, &[u8]),
+    ) -> (Vec<ObjectCluster>, WalkStats) {
+        self.clusters_among(&self.pfns, cache, percent, MAX_SCANNED_OBJECTS, presence, also)
+    }
+
+    /// Every allocated object of `cache` in the latest snapshot, at most
+    /// as many as a scan reads.
+    pub fn each_object(&self, cache: &KmemCache, each: &mut dyn FnMut(u64, &[u8])) -> WalkStats {
+        walk::walk_cache(self.mem.as_ref(), &self.layout, &self.addrs, &self.pfns, cache, MAX_SCANNED_OBJECTS, |a, b| each(a, b))
     }
 
     /// The largest clusters of similar objects among `cache`'s slabs in
@@ -189,7 +202,8 @@ impl Scanner {
     /// object for one cluster only ([`sysak_kernel::similarity`]), each
     /// reading at most `max_objects`.
     /// The second walk also records, in `presence`, which outstanding
-    /// addresses are allocated objects of the cache.
+    /// addresses are allocated objects of the cache, and shows each object
+    /// to `also`.
     pub fn clusters_among(
         &self,
         pfns: &[u64],
@@ -197,6 +211,7 @@ impl Scanner {
         percent: u32,
         max_objects: u64,
         presence: &mut Presence,
+        also: &mut dyn FnMut(u64, &[u8]),
     ) -> (Vec<ObjectCluster>, WalkStats) {
         let mem = self.mem.as_ref();
         let walk = |each: &mut dyn FnMut(u64, &[u8])| {
@@ -215,6 +230,7 @@ impl Scanner {
             |span| presence.spans.push(span),
             |address, bytes| {
                 exact.observe(address, bytes);
+                also(address, bytes);
                 if presence.outstanding.contains(&address) {
                     presence.allocated.insert(address);
                 }
@@ -272,15 +288,15 @@ impl Scanner {
     }
 
     /// Marks per call site: outstanding allocations whose current contents
-    /// are similar to the cluster's representative. Also returns how many
-    /// could not be read.
-    pub fn mark(&self, cluster: &ObjectCluster, cache: &KmemCache, outstanding: &Outstanding) -> (HashMap<u64, u64>, u64) {
+    /// are similar to `representative`. Also returns how many could not be
+    /// read.
+    pub fn mark(&self, representative: &Representative, cache: &KmemCache, outstanding: &Outstanding) -> (HashMap<u64, u64>, u64) {
         let mut marks: HashMap<u64, u64> = HashMap::new();
         let mut unreadable = 0;
         let mut buf = vec![0u8; cache.object_size as usize];
         for (address, allocation) in outstanding.iter() {
             match self.mem.read(address, &mut buf) {
-                Ok(()) if cluster.representative.matches(&buf) => *marks.entry(allocation.call_site).or_default() += 1,
+                Ok(()) if representative.matches(&buf) => *marks.entry(allocation.call_site).or_default() += 1,
                 Ok(()) => {}
                 Err(_) => unreadable += 1,
             }

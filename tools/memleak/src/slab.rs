@@ -276,24 +276,26 @@ impl SlabTracer {
 }
 
 impl SlabEvents {
-    /// Apply one sample to the outstanding set.
-    pub fn apply(&self, sample: &sysak_kernel::trace::Sample, outstanding: &mut Outstanding, stacks: Option<&mut Stacks>) {
+    /// Apply one sample to the outstanding set; a free returns the address
+    /// it freed.
+    pub fn apply(&self, sample: &sysak_kernel::trace::Sample, outstanding: &mut Outstanding, stacks: Option<&mut Stacks>) -> Option<u64> {
         match self.roles.get(&sample.event_id) {
             Some(Role::Alloc { ptr, call_site, bytes }) => {
-                let (Some(p), Some(site)) = (ptr.read_u64(sample.raw), call_site.read_u64(sample.raw)) else { return };
+                let (Some(p), Some(site)) = (ptr.read_u64(sample.raw), call_site.read_u64(sample.raw)) else { return None };
                 if p == 0 {
-                    return; // failed allocation
+                    return None; // failed allocation
                 }
                 let stack = stacks.and_then(|s| s.intern_callchain(sample.callchain));
                 let bytes = bytes.read_u64(sample.raw).unwrap_or(0);
                 outstanding.alloc(p, Allocation { time_ns: sample.time_ns, call_site: site, bytes, stack });
+                None
             }
             Some(Role::Free { ptr }) => {
-                if let Some(p) = ptr.read_u64(sample.raw) {
-                    outstanding.free(p, sample.time_ns);
-                }
+                let p = ptr.read_u64(sample.raw)?;
+                outstanding.free(p, sample.time_ns);
+                Some(p)
             }
-            None => {}
+            None => None,
         }
     }
 }

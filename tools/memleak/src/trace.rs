@@ -7,7 +7,8 @@ use sysak_kernel::kmem::BackendChoice;
 use sysak_kernel::layout::KernelTypes;
 use sysak_kernel::procfs::ProcFs;
 use sysak_kernel::symbols::Kallsyms;
-use sysak_kernel::trace::bpf_outstanding::{OutstandingTracer, StackPolicy};
+use sysak_kernel::trace::bpf_outstanding::{Followed, OutstandingTracer, StackPolicy};
+use sysak_kernel::trace::followed::AddressSample;
 use sysak_kernel::trace::Tracefs;
 
 use crate::check::Kind;
@@ -15,10 +16,11 @@ use crate::explain::{self, Explainer};
 use crate::growth::{self, Growth};
 use crate::options::Options;
 use crate::page;
-use crate::report::{CallSite, Scan, TraceReport};
+use crate::report::{CallSite, Scan, StockReport, TraceReport};
 use crate::scan::{self, Presence, Scanner};
 use crate::slab::{self, SlabTarget, SlabTracer};
 use crate::slab_bpf;
+use crate::stock::{self, Stock};
 use crate::verdict::{self, Evidence, ScanFacts, WindowFacts};
 use crate::vmalloc;
 use crate::vmap::VmapTracer;
@@ -74,18 +76,36 @@ pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
         BackendChoice::None => Err("turned off with --backend none".to_string()),
         _ => Scanner::open(&options.scan, &symbols, procfs, Path::new("/proc")),
     };
+    // The stock is taken before tracing: its scan adds to the run, not to
+    // the traced workload.
+    let mut stock = match (&target, &mut scanner) {
+        (SlabTarget::Cache { stats, .. }, Ok(scanner)) => take_stock(scanner, &stats.name, options),
+        (SlabTarget::All, _) => Err("-n all traces every cache; a stock lives in one".to_string()),
+        (_, Err(why)) => Err(why.clone()),
+    };
     let mut outstanding = Outstanding::new(options.max_tracked);
     let mut stacks = Stacks::new(MAX_STACKS);
     let label = format!("sysak memleak: slab {}", target.name());
-    let in_kernel = in_kernel_tracer(options, &target, scanner.as_ref().ok());
+    let in_kernel = in_kernel_tracer(options, &target, scanner.as_ref().ok(), stock.as_ref().ok());
     let growth = growth::slab_probe(procfs, &target);
     let traced = match in_kernel {
-        Ok(tracer) => {
-            Traced::in_kernel(in_kernel::run(tracer, options.window, &Bar::new(&label, "tracing"), &mut outstanding, &mut stacks)?)
+        Ok((tracer, sample)) => {
+            if let (Ok(stock), Some(sample)) = (&mut stock, sample) {
+                stock.traced_by(stock::Tracing::Bpf(sample));
+            }
+            let run = in_kernel::run(tracer, options.window, &Bar::new(&label, "tracing"), &mut outstanding, &mut stacks)?;
+            if let (Ok(stock), Some(left)) = (&mut stock, &run.followed_left) {
+                stock.left_in_kernel(left);
+            }
+            Traced::in_kernel(run)
         }
         Err(why) => {
             let note = options.tracer.fall_back(&why)?;
-            let mut traced = trace_slab_with_perf(&target, options, &label, &mut outstanding, &mut stacks)?;
+            let mut stock = stock.as_mut().ok();
+            if let Some(stock) = stock.as_deref_mut() {
+                stock.traced_by(stock::Tracing::Perf);
+            }
+            let mut traced = trace_slab_with_perf(&target, options, &label, &mut outstanding, &mut stacks, stock)?;
             traced.tracer_note = note;
             traced
         }
@@ -96,12 +116,23 @@ pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
         SlabTarget::All => (Some("all".into()), Some("given with -n all".into()), None),
     };
     let mut marked = match (&target, &mut scanner) {
-        (SlabTarget::Cache { stats, .. }, Ok(scanner)) => scan_and_mark(scanner, &stats.name, &mut outstanding, &symbols, options),
+        (SlabTarget::Cache { stats, .. }, Ok(scanner)) => scan_and_mark(
+            scanner,
+            &stats.name,
+            &mut outstanding,
+            &symbols,
+            options,
+            stock.as_mut().map_err(|why| why.clone()),
+            &traced.outcome,
+        ),
         (SlabTarget::All, _) => Marked::unavailable("-n all traces every cache; the scan needs one cache"),
         (_, Err(why)) => Marked::unavailable(why.clone()),
     };
     if marked.scan.backend.is_some() {
         marked.scan.data_symbols = Some(data_symbols.unwrap_or_else(|why| why));
+    }
+    if marked.stock.is_none() {
+        marked.stock = Some(stock::unavailable(marked.scan.unavailable.clone().unwrap_or_default()));
     }
     let mut report = build_report(Kind::Slab, &outstanding, &stacks, &symbols, &traced, options, 1, marked, growth.as_ref());
     report.cache = cache;
@@ -110,9 +141,23 @@ pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
     Ok(report)
 }
 
-/// The BPF tracer for `target`, loaded (verified) but not attached; or why
-/// not, in which case perf takes over.
-fn in_kernel_tracer(options: &Options, target: &SlabTarget, scanner: Option<&Scanner>) -> Result<OutstandingTracer, String> {
+/// Scan the cache `name` and take its stock (see [`crate::stock`]).
+fn take_stock(scanner: &mut Scanner, name: &str, options: &Options) -> Result<Stock, String> {
+    scanner.refresh_pages(&ProcFs::default())?;
+    let cache = scanner.cache(name)?.clone();
+    eprintln!("sysak memleak: taking the stock of {name} through {}", scanner.backend());
+    Stock::take(scanner, &cache, options.scan.percent)
+}
+
+/// The BPF tracer for `target`, loaded (verified) but not attached, with
+/// the sample of the stock's members its free programs follow; or why not,
+/// in which case perf takes over.
+fn in_kernel_tracer(
+    options: &Options,
+    target: &SlabTarget,
+    scanner: Option<&Scanner>,
+    stock: Option<&Stock>,
+) -> Result<(OutstandingTracer, Option<AddressSample>), String> {
     options.tracer.try_bpf()?;
     let loaded;
     let types = match scanner {
@@ -125,7 +170,10 @@ fn in_kernel_tracer(options: &Options, target: &SlabTarget, scanner: Option<&Sca
     let cache_address = scanner.and_then(|s| s.cache(target.name()).ok()).map(|c| c.address);
     let (allocs, frees) = slab_bpf::probes(types, target, cache_address)?;
     let policy = if options.stacks { StackPolicy::PerCallSite(slab_bpf::STACKS_PER_CALL_SITE) } else { StackPolicy::None };
-    in_kernel::load(&allocs, &frees, options.max_tracked, policy).map_err(|e| e.to_string())
+    let sample = stock.map(Stock::in_kernel_sample);
+    let followed = sample.as_ref().map(|(sample, addresses)| Followed { addresses, sample: *sample });
+    let tracer = in_kernel::load(&allocs, &frees, options.max_tracked, policy, followed).map_err(|e| e.to_string())?;
+    Ok((tracer, sample.map(|(s, _)| s)))
 }
 
 /// The perf fallback: samples with in-kernel filters, the outstanding set
@@ -136,13 +184,19 @@ fn trace_slab_with_perf(
     label: &str,
     outstanding: &mut Outstanding,
     stacks: &mut Stacks,
+    mut stock: Option<&mut Stock>,
 ) -> anyhow::Result<Traced> {
     let tracefs = Tracefs::open()?;
     let mut traced = SlabTracer::open(&tracefs, target, options.stacks, sysak_kernel::trace::perf::ring_pages())?;
     let keep_stacks = options.stacks;
     let SlabTracer { tracer, events } = &mut traced;
     let outcome = window::run(tracer, &events.allocs, &events.frees, options.window, &Bar::new(label, "tracing"), |event| match event {
-        window::Event::Sample(sample) => events.apply(sample, outstanding, keep_stacks.then_some(&mut *stacks)),
+        window::Event::Sample(sample) => {
+            let freed = events.apply(sample, outstanding, keep_stacks.then_some(&mut *stacks));
+            if let (Some(address), Some(stock)) = (freed, stock.as_deref_mut()) {
+                stock.freed(address);
+            }
+        }
         window::Event::Drained(before) => outstanding.retire(before),
     })?;
     let lost_events = tracer.stats().lost;
@@ -161,7 +215,9 @@ pub fn page(options: &Options) -> anyhow::Result<TraceReport> {
         .try_bpf()
         .and_then(|()| KernelTypes::load(&options.scan.btf).map_err(|e| e.to_string()))
         .and_then(|types| page::bpf_probes(&types, page_size))
-        .and_then(|(allocs, frees)| in_kernel::load(&allocs, &frees, options.max_tracked, StackPolicy::Every).map_err(|e| e.to_string()));
+        .and_then(|(allocs, frees)| {
+            in_kernel::load(&allocs, &frees, options.max_tracked, StackPolicy::Every, None).map_err(|e| e.to_string())
+        });
     let growth = growth::page_probe();
     let traced = match in_kernel {
         Ok(tracer) => {
@@ -212,21 +268,41 @@ fn trace_pages_with_perf(
 struct Marked {
     scan: Scan,
     marks: HashMap<u64, u64>,
+    /// Outstanding allocations like the stock, per call site (`None`
+    /// without a stock).
+    births: Option<HashMap<u64, u64>>,
+    stock: Option<StockReport>,
     dropped_as_freed: u64,
     dropped_not_in_cache: u64,
 }
 
 impl Marked {
     fn unavailable(why: impl Into<String>) -> Marked {
-        Marked { scan: scan::unavailable(why), marks: HashMap::new(), dropped_as_freed: 0, dropped_not_in_cache: 0 }
+        Marked {
+            scan: scan::unavailable(why),
+            marks: HashMap::new(),
+            births: None,
+            stock: None,
+            dropped_as_freed: 0,
+            dropped_not_in_cache: 0,
+        }
     }
 }
 
 /// Scan the traced cache for its largest cluster of similar objects, drop
 /// the outstanding allocations the walk finds free or outside the cache,
-/// then mark those that resemble the cluster. Never fails the run: when
-/// memory cannot be read, the section says why.
-fn scan_and_mark(scanner: &mut Scanner, cache: &str, outstanding: &mut Outstanding, symbols: &Kallsyms, options: &Options) -> Marked {
+/// then mark those that resemble the cluster; with a stock, re-read its
+/// members in the same walk and count the births into it. Never fails the
+/// run: when memory cannot be read, the section says why.
+fn scan_and_mark(
+    scanner: &mut Scanner,
+    cache: &str,
+    outstanding: &mut Outstanding,
+    symbols: &Kallsyms,
+    options: &Options,
+    mut stock: Result<&mut Stock, String>,
+    window: &window::WindowOutcome,
+) -> Marked {
     // Slabs allocated during the window are in the scan too.
     if let Err(why) = scanner.refresh_pages(&ProcFs::default()) {
         return Marked::unavailable(why);
@@ -237,11 +313,22 @@ fn scan_and_mark(scanner: &mut Scanner, cache: &str, outstanding: &mut Outstandi
     };
     eprintln!("sysak memleak: scanning {cache} through {}", scanner.backend());
     let mut presence = Presence::new(outstanding);
-    let (clusters, stats) = scanner.largest_clusters(&target, options.scan.percent, &mut presence);
+    let (clusters, stats) = match &mut stock {
+        Ok(stock) => scanner.largest_clusters(&target, options.scan.percent, &mut presence, &mut |a, b| stock.observe(a, b)),
+        Err(_) => scanner.largest_clusters(&target, options.scan.percent, &mut presence, &mut |_, _| {}),
+    };
     let (dropped_as_freed, dropped_not_in_cache) = scan::drop_absent(outstanding, &mut presence);
     let (marks, unreadable) = match clusters.first() {
-        Some(c) => scanner.mark(c, &target, outstanding),
+        Some(c) => scanner.mark(&c.representative, &target, outstanding),
         None => (HashMap::new(), 0),
+    };
+    let (births, stock) = match stock {
+        Ok(stock) => {
+            let (births, _) = scanner.mark(&stock.representative, stock.cache(), outstanding);
+            let report = stock.report(&mut presence, births.values().sum(), window.elapsed_s, window.free_only_s);
+            (Some(births), report)
+        }
+        Err(why) => (None, stock::unavailable(why)),
     };
     let vmalloc = ProcFs::default().read_vmallocinfo().unwrap_or_default();
     let explainer = Explainer::new(scanner, symbols, vmalloc);
@@ -249,7 +336,7 @@ fn scan_and_mark(scanner: &mut Scanner, cache: &str, outstanding: &mut Outstandi
         type_candidates: explain::type_candidates(scanner.types(), &target.name, target.object_size as u64),
         ..scan::section(scanner.backend(), &clusters, &stats, unreadable, symbols, &explainer)
     };
-    Marked { scan, marks, dropped_as_freed, dropped_not_in_cache }
+    Marked { scan, marks, births, stock: Some(stock), dropped_as_freed, dropped_not_in_cache }
 }
 
 /// Outstanding allocations by call site, most first, at most `top`; and
@@ -262,15 +349,17 @@ fn callsites(
     end_ns: u64,
     top: usize,
     count_unit: u64,
-    marks: &HashMap<u64, u64>,
+    marked: Option<&Marked>,
 ) -> Vec<CallSite> {
+    let count_of = |map: &HashMap<u64, u64>, site: u64| map.get(&site).copied().unwrap_or(0);
     sites
         .iter()
         .take(top)
         .map(|s| CallSite {
             function: symbols.format(s.call_site),
             count: if count_unit > 1 { s.bytes / count_unit } else { s.count },
-            marked: marks.get(&s.call_site).copied().unwrap_or(0),
+            marked: marked.map_or(0, |m| count_of(&m.marks, s.call_site)),
+            births: marked.and_then(|m| m.births.as_ref()).map(|b| count_of(b, s.call_site)),
             bytes: s.bytes,
             max_age_s: Some(end_ns.saturating_sub(s.oldest_ns) as f64 / 1e9),
             growth_bytes: None,
@@ -322,7 +411,7 @@ pub fn vmalloc(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport
     report.lost_events = Some(lost_events);
     report.untracked_allocations = outstanding.overflow;
     report.dropped_stacks = stacks.dropped;
-    report.traced_callsites = callsites(&outstanding.by_call_site(), &stacks, &symbols, outcome.end_ns, options.top, 1, &HashMap::new());
+    report.traced_callsites = callsites(&outstanding.by_call_site(), &stacks, &symbols, outcome.end_ns, options.top, 1, None);
     judge(&mut report, &sites, Some(&growth));
     Ok(report)
 }
@@ -347,6 +436,7 @@ pub fn judge(report: &mut TraceReport, sites: &[verdict::Site], growth: Option<&
         sites,
         scan: scan_facts(&report.scan),
         no_scan_reason: report.scan.unavailable.as_deref(),
+        stock: report.stock.as_ref(),
         growth,
         window: WindowFacts {
             window_s: report.window_s,
@@ -391,6 +481,7 @@ fn build_report(
             count: if count_unit > 1 { s.bytes / count_unit } else { s.count },
             bytes: s.bytes,
             marked: marked.marks.get(&s.call_site).copied().unwrap_or(0),
+            births: marked.births.as_ref().map_or(0, |b| b.get(&s.call_site).copied().unwrap_or(0)),
         })
         .collect();
     let mut report = TraceReport {
@@ -407,7 +498,7 @@ fn build_report(
         lost_events: traced.lost_events,
         untracked_allocations: outstanding.overflow + traced.untracked,
         dropped_stacks: stacks.dropped + traced.dropped_stacks,
-        callsites: callsites(&sites, stacks, symbols, traced.outcome.end_ns, options.top, count_unit, &marked.marks),
+        callsites: callsites(&sites, stacks, symbols, traced.outcome.end_ns, options.top, count_unit, Some(&marked)),
         callsites_total: sites.len(),
         weighted_stacks: outstanding
             .by_stack()
@@ -417,6 +508,7 @@ fn build_report(
         dropped_as_freed: marked.dropped_as_freed,
         dropped_not_in_cache: marked.dropped_not_in_cache,
         scan: marked.scan,
+        stock: marked.stock,
         ..TraceReport::new(kind, traced.tracer)
     };
     judge(&mut report, &verdict_sites, growth);

@@ -1,7 +1,17 @@
 //! The verdict of a trace: is there a leak, at which call site, how sure.
 //!
-//! Outstanding is not leaked. A call site is named only where measured
-//! growth bears its outstanding allocations out:
+//! Outstanding is not leaked. With a stock ([`crate::stock`]: the members
+//! of the cache's largest cluster of alike objects at the window's start,
+//! followed to its end), the verdict is drawn on it: births (the window's
+//! outstanding allocations like the stock) against its deaths, by the test
+//! of [`crate::rates`]. Births beyond deaths are a leak, named at the call
+//! site with the most births; deaths keeping pace are turnover. The cache's
+//! growth is shown but decides nothing then: its other users add and free
+//! objects at will.
+//!
+//! Without a stock (no memory reader, `-n all`, pages, vmalloc, or no
+//! allocation of the window like the stock), a call site is named only
+//! where measured growth bears its outstanding allocations out:
 //!
 //! 1. the candidate: the call site with the most marked allocations (the
 //!    scan's largest cluster) or, without marks, the most outstanding bytes
@@ -24,7 +34,8 @@ use sysak_cli::output::human_bytes;
 
 use crate::check::Kind;
 use crate::growth::Growth;
-use crate::report::Confidence;
+use crate::rates::{ALPHA, STRONG};
+use crate::report::{Confidence, StockReport};
 
 /// Growth must cover at least this share of the candidate's outstanding
 /// bytes for a leak to be judged.
@@ -41,6 +52,8 @@ pub struct Site {
     pub bytes: u64,
     /// Marked allocations.
     pub marked: u64,
+    /// Outstanding allocations like the stock (0 without one).
+    pub births: u64,
 }
 
 /// What the scan adds, when it ran.
@@ -86,6 +99,8 @@ pub struct Evidence<'a> {
     pub scan: Option<ScanFacts>,
     /// Why there is no scan (for the confidence's reasons).
     pub no_scan_reason: Option<&'a str>,
+    /// The stock's births and deaths, or why there is none (`-t slab`).
+    pub stock: Option<&'a StockReport>,
     /// Growth over the window; `None` when it could not be measured.
     pub growth: Option<&'a Growth>,
     /// The window.
@@ -176,6 +191,9 @@ fn candidate<'s>(e: &'s Evidence) -> (Option<&'s Site>, Option<String>, bool) {
 
 /// Judge `e`.
 pub fn judge(e: &Evidence) -> Judgement {
+    if let Some(stock) = e.stock.filter(|s| s.unavailable.is_none() && s.births > 0) {
+        return judge_stock(e, stock);
+    }
     let outstanding: u64 = e.sites.iter().map(|s| s.count).sum();
     let none = |note: String, summary: String| Judgement { leak: false, leak_function: None, note: Some(note), confidence: None, summary };
     let (site, tie, by_marks) = candidate(e);
@@ -245,6 +263,148 @@ pub fn judge(e: &Evidence) -> Judgement {
     Judgement { leak: true, leak_function: Some(site.function.clone()), note: None, confidence: Some(confidence), summary }
 }
 
+/// Why a slab verdict fell back to the growth rule.
+fn no_stock_reason(e: &Evidence) -> Option<String> {
+    let stock = e.stock?;
+    Some(match &stock.unavailable {
+        Some(why) => format!("judged on the cache's growth, without a stock to follow ({why})"),
+        None => {
+            format!("judged on the cache's growth: no allocation of the window looks like the stock of {} alike objects", stock.members)
+        }
+    })
+}
+
+/// How the stock's deaths were counted, in words.
+fn followed_text(stock: &StockReport) -> String {
+    let reread = match stock.followed_every {
+        1 => "every member re-read".to_string(),
+        n => format!("1 in {n} members re-read"),
+    };
+    match (stock.traced_by.as_str(), stock.traced_every) {
+        ("none", _) => format!("{reread}, frees not traced"),
+        (by, 1) => format!("{reread}, every member's free traced ({by})"),
+        (by, n) => format!("{reread}, 1 in {n} members' frees traced ({by})"),
+    }
+}
+
+/// The verdict on the stock: births against deaths.
+fn judge_stock(e: &Evidence, stock: &StockReport) -> Judgement {
+    let none = |note: String, summary: String| Judgement { leak: false, leak_function: None, note: Some(note), confidence: None, summary };
+    let evidence = format!(
+        "{} allocations of the window joined a stock of {} alike objects, which lost about {} in {:.0} s ({}; p = {:.2e})",
+        stock.births,
+        stock.members,
+        stock.deaths_estimate,
+        e.window.window_s,
+        followed_text(stock),
+        stock.p_value
+    );
+    if stock.p_value >= ALPHA {
+        return if stock.deaths_estimate > 0 {
+            let note = format!("{evidence}: it dies as fast as it is born — turnover of long-lived objects, not a leak");
+            none(note.clone(), format!("no leak: {note}"))
+        } else {
+            let note = format!("{evidence}: too few births to tell from deaths the sample could have missed");
+            none(note.clone(), format!("no leak judged: {note}"))
+        };
+    }
+    let mut by_births: Vec<&Site> = e.sites.iter().filter(|s| s.births > 0).collect();
+    by_births.sort_by(|a, b| b.births.cmp(&a.births).then_with(|| a.function.cmp(&b.function)));
+    let site = match by_births.as_slice() {
+        [first, second, ..] if first.births == second.births => {
+            let note = format!("tie: {} and {} have {} births into the stock each", first.function, second.function, first.births);
+            return none(note.clone(), format!("no leak judged: {evidence}, but {note}"));
+        }
+        [first, ..] => *first,
+        [] => return none(evidence.clone(), format!("no leak judged: {evidence}")),
+    };
+    let confidence = stock_confidence(e, stock, site);
+    let growth = e.growth.map(|g| format!("; the cache changed by {}", growth_text(g))).unwrap_or_default();
+    let summary = format!(
+        "leak: {} added {} objects to a stock of {} alike objects that lost about {} in {:.0} s: born faster than it dies (p = {:.2e}){growth}",
+        site.function, site.births, stock.members, stock.deaths_estimate, e.window.window_s, stock.p_value
+    );
+    Judgement { leak: true, leak_function: Some(site.function.clone()), note: None, confidence: Some(confidence), summary }
+}
+
+/// Confidence in a stock verdict: the test's strength, the leak function's
+/// share of the births, and what can make the figures wrong.
+fn stock_confidence(e: &Evidence, stock: &StockReport, site: &Site) -> Confidence {
+    let scan = e.scan.unwrap_or_default();
+    let births_share = share(site.births, stock.births);
+    let mut reasons = Vec::new();
+    let mut level = if stock.p_value < STRONG { Level::High } else { Level::Medium };
+    if level == Level::Medium {
+        reasons.push(format!("births beyond deaths at p = {:.2e} only", stock.p_value));
+    }
+    let mut cap = |to: Level, why: String| {
+        level = level.min(to);
+        reasons.push(why);
+    };
+    if births_share < 0.5 {
+        cap(Level::Low, format!("it made only {:.0}% of the births into the stock", births_share * 100.0));
+    } else if births_share < 0.9 {
+        cap(Level::Medium, format!("it made {:.0}% of the births into the stock", births_share * 100.0));
+    }
+    if site.births < 10 {
+        cap(Level::Low, format!("only {} births behind it", site.births));
+    }
+    if stock.unknown * 20 > stock.followed.max(1) {
+        cap(Level::Medium, format!("the end walk could not place {} of {} members", stock.unknown, stock.followed));
+    }
+    window_caps(e, &scan, site, &mut cap);
+    let lead = format!(
+        "{} of its {} outstanding allocations joined a stock of {} alike objects ({:.0}% of the cache's objects); {} deaths estimated ({}); net {:+.2}/s, at least {:+.2}/s",
+        site.births,
+        site.count,
+        stock.members,
+        share(scan.similar, scan.scanned) * 100.0,
+        stock.deaths_estimate,
+        followed_text(stock),
+        stock.net_per_s,
+        stock.net_per_s_lower
+    );
+    let summary =
+        if reasons.is_empty() { format!("{}: {lead}", level.name()) } else { format!("{}: {lead}; {}", level.name(), reasons.join("; ")) };
+    let growth_share = e.growth.map_or(0.0, |g| (g.bytes.max(0) as f64 / site.bytes.max(1) as f64).min(1.0));
+    Confidence {
+        level: level.name(),
+        marked_share: share(site.births, site.count),
+        leak_function_share: births_share,
+        cluster_share: share(scan.similar, scan.scanned),
+        growth_share,
+        reasons,
+        summary,
+    }
+}
+
+/// Caps every verdict shares: what the window and the scan may have missed.
+fn window_caps(e: &Evidence, scan: &ScanFacts, site: &Site, cap: &mut impl FnMut(Level, String)) {
+    if e.kind != Kind::Vmalloc && e.window.free_only_s <= 0.0 {
+        cap(Level::Medium, "no free-only phase (-r 0): short-lived allocations count as outstanding".into());
+    }
+    if e.window.interrupted {
+        cap(Level::Medium, "the window was cut short".into());
+    }
+    match e.window.lost_events {
+        Some(0) => {}
+        Some(n) => cap(Level::Medium, format!("{n} events lost (a lost free shows as outstanding)")),
+        None => cap(Level::Medium, "the kernel cannot count skipped BPF runs (before 5.12): lost frees are unknown".into()),
+    }
+    if e.window.untracked > 0 {
+        cap(Level::Medium, format!("{} allocations not tracked (table full)", e.window.untracked));
+    }
+    if scan.truncated {
+        cap(Level::Medium, "the scan stopped at its object limit".into());
+    }
+    if scan.changed_slabs * 100 > scan.slabs.max(1) {
+        cap(Level::Medium, format!("{} of {} slabs changed under the scan", scan.changed_slabs, scan.slabs));
+    }
+    if scan.unreadable_outstanding * 100 > site.count.max(1) {
+        cap(Level::Medium, format!("{} outstanding allocations could not be read", scan.unreadable_outstanding));
+    }
+}
+
 fn confidence(e: &Evidence, site: &Site, by_marks: bool, growth_share: f64) -> Confidence {
     let all_marks: u64 = e.sites.iter().map(|s| s.marked).sum();
     let scan = e.scan.unwrap_or_default();
@@ -292,32 +452,13 @@ fn confidence(e: &Evidence, site: &Site, by_marks: bool, growth_share: f64) -> C
         } else if n < 100 {
             cap(Level::Medium, format!("only {n} allocations behind it"));
         }
-        if e.window.free_only_s <= 0.0 {
-            cap(Level::Medium, "no free-only phase (-r 0): short-lived allocations count as outstanding".into());
-        }
     }
     if let Some(r2) = e.growth.and_then(|g| g.steadiness).filter(|r2| *r2 < 0.8) {
         cap(Level::Medium, format!("growth was not steady over the window (R² {r2:.2}): a burst grows too"));
     }
-    if e.window.interrupted {
-        cap(Level::Medium, "the window was cut short".into());
-    }
-    match e.window.lost_events {
-        Some(0) => {}
-        Some(n) => cap(Level::Medium, format!("{n} events lost (a lost free shows as outstanding)")),
-        None => cap(Level::Medium, "the kernel cannot count skipped BPF runs (before 5.12): lost frees are unknown".into()),
-    }
-    if e.window.untracked > 0 {
-        cap(Level::Medium, format!("{} allocations not tracked (table full)", e.window.untracked));
-    }
-    if scan.truncated {
-        cap(Level::Medium, "the scan stopped at its object limit".into());
-    }
-    if scan.changed_slabs * 100 > scan.slabs.max(1) {
-        cap(Level::Medium, format!("{} of {} slabs changed under the scan", scan.changed_slabs, scan.slabs));
-    }
-    if scan.unreadable_outstanding * 100 > site.count.max(1) {
-        cap(Level::Medium, format!("{} outstanding allocations could not be read", scan.unreadable_outstanding));
+    window_caps(e, &scan, site, &mut cap);
+    if let Some(why) = no_stock_reason(e) {
+        reasons.push(why);
     }
     let lead = if by_marks {
         format!(
@@ -340,7 +481,7 @@ mod tests {
     use super::*;
 
     fn site(function: &str, count: u64, marked: u64) -> Site {
-        Site { function: function.into(), count, bytes: count * 256, marked }
+        Site { function: function.into(), count, bytes: count * 256, marked, births: 0 }
     }
 
     fn growth(objects: i64) -> Growth {
@@ -363,7 +504,7 @@ mod tests {
     }
 
     fn evidence<'a>(sites: &'a [Site], growth: Option<&'a Growth>) -> Evidence<'a> {
-        Evidence { kind: Kind::Slab, sites, scan: scan(), no_scan_reason: None, growth, window: clean() }
+        Evidence { kind: Kind::Slab, sites, scan: scan(), no_scan_reason: None, stock: None, growth, window: clean() }
     }
 
     /// Regression (issue 10): a steady backlog — 15 005 of 15 252

@@ -42,6 +42,7 @@ fn diff(before: &HashMap<String, CallerTotal>, after: &HashMap<String, CallerTot
                 function: caller.clone(),
                 count: now.areas,
                 marked: 0,
+                births: None,
                 bytes: now.bytes,
                 max_age_s: None,
                 growth_bytes: Some(now.bytes as i64 - was.bytes as i64),
@@ -70,7 +71,13 @@ pub fn report(
     let sites = diff(before, after);
     let verdict_sites = sites
         .iter()
-        .map(|s| Site { function: s.function.clone(), count: s.count, bytes: s.growth_bytes.unwrap_or(0).max(0) as u64, marked: 0 })
+        .map(|s| Site {
+            function: s.function.clone(),
+            count: s.count,
+            bytes: s.growth_bytes.unwrap_or(0).max(0) as u64,
+            marked: 0,
+            births: 0,
+        })
         .collect();
     let total = |m: &HashMap<String, CallerTotal>| m.values().map(|t| t.bytes).sum::<u64>();
     let readings = [(0.0, total(before)), (1.0, total(after))].map(|(t, bytes)| (t, Reading { objects: None, bytes }));

@@ -34,7 +34,7 @@ fn load(types: &KernelTypes, page_size: u64, shift: u32, options: &TraceOptions)
     if options.outstanding {
         let (allocs, frees) = outstanding_probes(types, page_size, &[])?;
         let policy = if shift == 0 { StackPolicy::Every } else { StackPolicy::Sampled(shift) };
-        return in_kernel::load(&allocs, &frees, options.max_tracked, policy).map(Loaded::Outstanding).map_err(|e| e.to_string());
+        return in_kernel::load(&allocs, &frees, options.max_tracked, policy, None).map(Loaded::Outstanding).map_err(|e| e.to_string());
     }
     let (args, frees) = tally_probes(types)?;
     PageTally::load(args, &frees, shift).map(Loaded::Tally).map_err(|e| e.to_string())
