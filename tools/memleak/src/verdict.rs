@@ -612,4 +612,110 @@ mod tests {
         // A scan that marks nothing: low.
         assert_eq!(judge(&evidence(&sites, Some(&g))).confidence.unwrap().level, "low");
     }
+
+    /// A stock of `members` followed every one, with `deaths` among them
+    /// (1 in `every` traced), over a 60 s window with 48 s of allocations.
+    fn stock(members: u64, births: u64, deaths: u64, every: u64) -> StockReport {
+        let counts = crate::rates::Counts { births, alloc_s: 48.0, deaths, window_s: 60.0, every };
+        let reread = crate::rates::Counts { every: 1, deaths: 0, ..counts };
+        StockReport {
+            members,
+            followed: members,
+            followed_every: 1,
+            traced_by: "bpf".into(),
+            traced: members / every,
+            traced_every: every,
+            births,
+            traced_sample: Some(counts),
+            reread: Some(reread),
+            deaths_estimate: counts.deaths_estimate(),
+            net_per_s: counts.net_per_s(),
+            net_per_s_lower: counts.net_per_s_lower(),
+            p_value: counts.p_value().max(reread.p_value()),
+            ..StockReport::default()
+        }
+    }
+
+    fn born(function: &str, count: u64, births: u64) -> Site {
+        Site { births, ..site(function, count, births) }
+    }
+
+    /// The seed's case: 20 births in a minute into a stock of 600 000 that
+    /// loses none, while the cache shrinks. The growth rule said "no leak".
+    #[test]
+    fn a_slow_leak_into_a_stock_is_named_whatever_the_cache_does() {
+        let sites = [born("inotify_handle_inode_event+0x6c/0x1e0", 20, 20), site("other+0x1/0x10", 300, 0)];
+        let shrank = growth(-7_678);
+        for every in [1, 4] {
+            let stock = stock(600_000, 20, 0, every);
+            let e = Evidence { stock: Some(&stock), ..evidence(&sites, Some(&shrank)) };
+            let j = judge(&e);
+            assert!(j.leak, "1 in {every}: {j:?}");
+            assert_eq!(j.leak_function.as_deref(), Some("inotify_handle_inode_event+0x6c/0x1e0"));
+            let c = j.confidence.unwrap();
+            assert!(c.level == "high" || c.level == "medium", "1 in {every}: {}", c.summary);
+            assert!(j.summary.contains("born faster than it dies") && j.summary.contains("-7678 objects"), "{}", j.summary);
+        }
+        // Every member followed: strong; 1 in 4: the test is weaker.
+        let strong = stock(600_000, 20, 0, 1);
+        assert_eq!(judge(&Evidence { stock: Some(&strong), ..evidence(&sites, Some(&shrank)) }).confidence.unwrap().level, "high");
+        let sampled = stock(600_000, 20, 0, 4);
+        let c = judge(&Evidence { stock: Some(&sampled), ..evidence(&sites, Some(&shrank)) }).confidence.unwrap();
+        assert_eq!(c.level, "medium", "{}", c.summary);
+        assert!(c.reasons[0].starts_with("births beyond deaths at p = "), "{:?}", c.reasons);
+    }
+
+    #[test]
+    fn a_stock_dying_as_fast_as_it_is_born_is_turnover() {
+        let sites = [born("queue_add+0x1c/0x80", 4_800, 4_800)];
+        let grew = growth(5_000);
+        let stock = stock(12_000, 4_800, 6_000, 1);
+        let j = judge(&Evidence { stock: Some(&stock), ..evidence(&sites, Some(&grew)) });
+        assert!(!j.leak && j.confidence.is_none(), "{j:?}");
+        assert!(j.summary.starts_with("no leak: 4800 allocations of the window joined a stock of 12000"), "{}", j.summary);
+        assert!(j.summary.contains("turnover of long-lived objects, not a leak"), "{}", j.summary);
+    }
+
+    /// A sample too thin to see the deaths is not taken for a leak.
+    #[test]
+    fn a_thin_sample_says_it_cannot_tell() {
+        let sites = [born("f+0x1/0x2", 20, 20)];
+        let stock = stock(4_000_000, 20, 0, 16);
+        let j = judge(&Evidence { stock: Some(&stock), ..evidence(&sites, Some(&growth(20))) });
+        assert!(!j.leak, "{j:?}");
+        assert!(j.summary.starts_with("no leak judged: ") && j.summary.contains("too few births"), "{}", j.summary);
+        assert!(j.summary.contains("1 in 16 members' frees traced (bpf)"), "{}", j.summary);
+    }
+
+    #[test]
+    fn births_name_the_site_and_share_it() {
+        let stock = stock(50_000, 200, 0, 1);
+        let g = growth(0);
+        let tie = [born("a+0x1/0x2", 100, 100), born("b+0x1/0x2", 100, 100)];
+        let j = judge(&Evidence { stock: Some(&stock), ..evidence(&tie, Some(&g)) });
+        assert!(!j.leak && j.note.unwrap().starts_with("tie: a+0x1/0x2 and b+0x1/0x2"));
+        let split = [born("a+0x1/0x2", 120, 120), born("b+0x1/0x2", 80, 80)];
+        let c = judge(&Evidence { stock: Some(&stock), ..evidence(&split, Some(&g)) }).confidence.unwrap();
+        assert_eq!(c.level, "medium", "{}", c.summary);
+        assert!(c.reasons.iter().any(|r| r.contains("60% of the births")), "{:?}", c.reasons);
+        let few = stock(50_000, 8, 0, 1);
+        let sites = [born("a+0x1/0x2", 8, 8)];
+        let c = judge(&Evidence { stock: Some(&few), ..evidence(&sites, Some(&g)) }).confidence.unwrap();
+        assert_eq!(c.level, "low", "{}", c.summary);
+    }
+
+    /// No birth into the stock, or no stock: the growth rule, saying why.
+    #[test]
+    fn without_stock_evidence_growth_decides_and_says_so() {
+        let sites = [site("load_msg+0x4f/0x140", 10_000, 9_900)];
+        let grown = growth(10_100);
+        let unborn = stock(3_000, 0, 0, 1);
+        let j = judge(&Evidence { stock: Some(&unborn), ..evidence(&sites, Some(&grown)) });
+        assert!(j.leak, "{j:?}");
+        let c = j.confidence.unwrap();
+        assert!(c.reasons.iter().any(|r| r.contains("no allocation of the window looks like the stock of 3000")), "{:?}", c.reasons);
+        let none = StockReport { unavailable: Some("turned off with --backend none".into()), ..StockReport::default() };
+        let c = judge(&Evidence { stock: Some(&none), ..evidence(&sites, Some(&grown)) }).confidence.unwrap();
+        assert!(c.reasons.iter().any(|r| r.contains("without a stock to follow (turned off with --backend none)")), "{:?}", c.reasons);
+    }
 }
