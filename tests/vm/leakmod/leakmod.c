@@ -29,6 +29,18 @@
  *              its size) and keeps bulk_kept of them; 1 s later it frees
  *              half of the rest with kmem_cache_free_bulk() and half with
  *              kfree_rcu(): frees that fire no per-object tracepoint.
+ * And the seed's case, a slow leak in a busy cache (judged on the stock):
+ *   slow       leakmod_slow_one fills a stock of slow_stock 96-byte records
+ *              (kmalloc-96) at once, then leaks one more every slow_every_ms,
+ *              while leakmod_churn_one allocates churn_rate random-valued
+ *              records a second in the same cache and frees the oldest past
+ *              CHURN_KEPT (the cache's other users); "stop" ends both and
+ *              frees them;
+ *   rcuturnover  leakmod_rcu_one keeps a FIFO of rcu_backlog 120-byte records
+ *              (kmalloc-128), replacing the oldest at turnover_rate a second
+ *              with kfree_rcu(): a stock that dies by frees no per-object
+ *              tracepoint shows, and whose slots alike records take again;
+ *              "stop" ends it.
  * Everything is kept on lists and freed when the module is removed.
  */
 #include <linux/module.h>
@@ -41,6 +53,7 @@
 #include <linux/spinlock.h>
 #include <linux/string.h>
 #include <linux/rcupdate.h>
+#include <linux/random.h>
 
 static unsigned int slab_count = 300000;
 module_param(slab_count, uint, 0644);
@@ -58,6 +71,14 @@ static unsigned int bulk_count = 20000;
 module_param(bulk_count, uint, 0644);
 static unsigned int bulk_kept = 3000;
 module_param(bulk_kept, uint, 0644);
+static unsigned int slow_stock = 200000;
+module_param(slow_stock, uint, 0644);
+static unsigned int slow_every_ms = 1000;
+module_param(slow_every_ms, uint, 0644);
+static unsigned int churn_rate = 2000;
+module_param(churn_rate, uint, 0644);
+static unsigned int rcu_backlog = 20000;
+module_param(rcu_backlog, uint, 0644);
 
 struct leakmod_ops {
 	const char *name;
@@ -357,12 +378,205 @@ static void bulk_tick(struct work_struct *w)
 	bulk_n = bulk_kept;
 }
 
+/* The slow leak: 96 bytes, kmalloc-96. */
+struct leakmod_slow {
+	const struct leakmod_ops *ops;
+	u64 magic;
+	struct list_head node;
+	u32 serial;
+	char tag[60];
+};
+
+static LIST_HEAD(slow_list);
+static LIST_HEAD(churn_list);
+static unsigned int slow_serial, churned;
+static struct delayed_work slow_work, churn_work;
+#define CHURN_KEPT 4096
+
+static noinline struct leakmod_slow *leakmod_slow_one(u32 serial)
+{
+	struct leakmod_slow *o = kmalloc(sizeof(*o), GFP_KERNEL);
+
+	if (o) {
+		o->ops = &leakmod_object_ops;
+		o->magic = 0x574f4c534b414c53ULL; /* "SLAKSLOW" */
+		o->serial = serial;
+		memset(o->tag, 'S', sizeof(o->tag));
+		memcpy(o->tag, "leakmod: one more every second", 30);
+	}
+	return o;
+}
+
+/* The cache's other users: random bytes, alike to nothing. */
+static noinline struct leakmod_slow *leakmod_churn_one(void)
+{
+	struct leakmod_slow *o = kmalloc(sizeof(*o), GFP_KERNEL);
+
+	if (o) {
+		get_random_bytes(o, sizeof(*o));
+		o->ops = NULL;
+	}
+	return o;
+}
+
+static void slow_tick(struct work_struct *w)
+{
+	struct leakmod_slow *o = leakmod_slow_one(slow_serial++);
+
+	if (o) {
+		spin_lock(&lock);
+		list_add(&o->node, &slow_list);
+		spin_unlock(&lock);
+	}
+	schedule_delayed_work(&slow_work, msecs_to_jiffies(slow_every_ms));
+}
+
+static void churn_tick(struct work_struct *w)
+{
+	unsigned int n = max(1u, churn_rate / 100);
+
+	while (n--) {
+		struct leakmod_slow *o = leakmod_churn_one(), *old = NULL;
+
+		if (!o)
+			break;
+		spin_lock(&lock);
+		list_add_tail(&o->node, &churn_list);
+		if (++churned > CHURN_KEPT) {
+			old = list_first_entry(&churn_list, struct leakmod_slow, node);
+			list_del(&old->node);
+			churned--;
+		}
+		spin_unlock(&lock);
+		kfree(old);
+	}
+	schedule_delayed_work(&churn_work, msecs_to_jiffies(10));
+}
+
+static void slow_start(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < slow_stock; i++) {
+		struct leakmod_slow *o = leakmod_slow_one(slow_serial++);
+
+		if (!o)
+			break;
+		spin_lock(&lock);
+		list_add(&o->node, &slow_list);
+		spin_unlock(&lock);
+	}
+	schedule_delayed_work(&slow_work, msecs_to_jiffies(slow_every_ms));
+	schedule_delayed_work(&churn_work, 0);
+}
+
+/* Turnover through kfree_rcu(): 120 bytes, kmalloc-128. */
+struct leakmod_rcu_record {
+	struct rcu_head rcu;
+	const struct leakmod_ops *ops;
+	u64 magic;
+	struct list_head node;
+	u32 serial;
+	char tag[68];
+};
+
+static LIST_HEAD(rcu_queue);
+static unsigned int rcu_queued, rcu_serial;
+static struct delayed_work rcu_work;
+
+static noinline struct leakmod_rcu_record *leakmod_rcu_one(u32 serial)
+{
+	struct leakmod_rcu_record *r = kmalloc(sizeof(*r), GFP_KERNEL);
+
+	if (r) {
+		r->ops = &leakmod_object_ops;
+		r->magic = 0x5543524e5255544bULL; /* "KTURNRCU" */
+		r->serial = serial;
+		memset(r->tag, 'R', sizeof(r->tag));
+		memcpy(r->tag, "leakmod: replaced, freed by RCU", 31);
+	}
+	return r;
+}
+
+static void rcu_tick(struct work_struct *w)
+{
+	unsigned int n = max(1u, turnover_rate / 100);
+
+	while (n--) {
+		struct leakmod_rcu_record *r = leakmod_rcu_one(rcu_serial++), *old = NULL;
+
+		if (!r)
+			break;
+		spin_lock(&lock);
+		list_add_tail(&r->node, &rcu_queue);
+		if (++rcu_queued > rcu_backlog) {
+			old = list_first_entry(&rcu_queue, struct leakmod_rcu_record, node);
+			list_del(&old->node);
+			rcu_queued--;
+		}
+		spin_unlock(&lock);
+		if (old)
+			kfree_rcu(old, rcu);
+	}
+	schedule_delayed_work(&rcu_work, msecs_to_jiffies(10));
+}
+
+static void rcu_start(void)
+{
+	while (rcu_queued < rcu_backlog) {
+		struct leakmod_rcu_record *r = leakmod_rcu_one(rcu_serial++);
+
+		if (!r)
+			break;
+		spin_lock(&lock);
+		list_add_tail(&r->node, &rcu_queue);
+		rcu_queued++;
+		spin_unlock(&lock);
+	}
+	schedule_delayed_work(&rcu_work, msecs_to_jiffies(10));
+}
+
+/* End the slow leak, its churn and the RCU turnover; free what they hold. */
+static void slow_stop(void)
+{
+	struct leakmod_slow *o, *t;
+	struct leakmod_rcu_record *r, *u;
+
+	cancel_delayed_work_sync(&slow_work);
+	cancel_delayed_work_sync(&churn_work);
+	cancel_delayed_work_sync(&rcu_work);
+	list_for_each_entry_safe(o, t, &slow_list, node)
+		kfree(o);
+	list_for_each_entry_safe(o, t, &churn_list, node)
+		kfree(o);
+	INIT_LIST_HEAD(&slow_list);
+	INIT_LIST_HEAD(&churn_list);
+	churned = 0;
+	list_for_each_entry_safe(r, u, &rcu_queue, node)
+		kfree(r);
+	INIT_LIST_HEAD(&rcu_queue);
+	rcu_queued = 0;
+	rcu_barrier();
+}
+
 static int trigger_set(const char *val, const struct kernel_param *kp)
 {
 	unsigned int ticks = max(1u, duration_ms / 10);
 
 	if (sysfs_streq(val, "turnover")) {
 		turnover_start();
+		return 0;
+	}
+	if (sysfs_streq(val, "slow")) {
+		slow_start();
+		return 0;
+	}
+	if (sysfs_streq(val, "rcuturnover")) {
+		rcu_start();
+		return 0;
+	}
+	if (sysfs_streq(val, "stop")) {
+		slow_stop();
 		return 0;
 	}
 	if (sysfs_streq(val, "bulk")) {
@@ -402,6 +616,9 @@ static int __init leakmod_init(void)
 	INIT_DELAYED_WORK(&work, tick);
 	INIT_DELAYED_WORK(&turnover_work, turnover_tick);
 	INIT_DELAYED_WORK(&bulk_work, bulk_tick);
+	INIT_DELAYED_WORK(&slow_work, slow_tick);
+	INIT_DELAYED_WORK(&churn_work, churn_tick);
+	INIT_DELAYED_WORK(&rcu_work, rcu_tick);
 	/* A constructor keeps SLUB from merging it into another cache. */
 	record_cache = kmem_cache_create("leakmod-120", 120, 0, SLAB_HWCACHE_ALIGN, leakmod_record_init);
 	bulk = kvcalloc(bulk_count, sizeof(*bulk), GFP_KERNEL);
@@ -426,6 +643,7 @@ static void __exit leakmod_exit(void)
 	cancel_delayed_work_sync(&work);
 	cancel_delayed_work_sync(&turnover_work);
 	cancel_delayed_work_sync(&bulk_work);
+	slow_stop();
 	list_for_each_entry_safe(o, on, &objects, node)
 		kfree(o);
 	list_for_each_entry_safe(o, on, &queue, node)

@@ -66,6 +66,18 @@ pub fn tool() -> Tool {
 pub fn command() -> Command {
     Command::new("memleak")
         .about("Find kernel memory leaks: check, classify, trace the leaking call site")
+        .long_about(
+            "Find kernel memory leaks: check, classify, trace the leaking call site.\n\n\
+             How a slab leak is judged: a leak is a stock of alike objects that are born and never die; \
+             turnover is a stock that dies as fast as it is born. Before tracing, the cache is scanned and the \
+             members of its largest cluster of alike objects are taken; during the window their frees are \
+             counted (BPF: an in-kernel member set, every member up to 262144, an address-hash sample beyond; \
+             perf: every free, in user space); after it they are re-read (freed or changed counts as dead). \
+             Births, the window's outstanding allocations like the stock, are weighed against deaths by a \
+             conditional binomial test of two Poisson rates (leak below p = 0.01); the call site with the most \
+             births is the leak function. The cache's growth is shown, and decides only when there is no stock \
+             (no memory reader, -n all, --backend none) and for -t page and -t vmalloc.",
+        )
         .arg(Arg::new("check").long("check").action(ArgAction::SetTrue).help("Print the verdict only (slab, page, vmalloc or none)"))
         .arg(
             Arg::new("trend")

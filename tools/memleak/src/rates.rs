@@ -3,9 +3,10 @@
 //!
 //! Births `B` are the window's allocations that look like the stock and are
 //! still outstanding; they are counted over the allocation phase (`T_a`
-//! seconds: the window less its free-only part). Deaths `D` are counted over
-//! the whole window (`T`) on the members followed, one in `m` of them (`m`
-//! = 1 when every member is). Both are Poisson counts, `B ~ Poisson(b·T_a)`
+//! seconds: the window less its free-only part). Deaths `D` are counted on
+//! the members followed, one in `m` of them (`m` = 1 when every member is),
+//! over the `T` seconds they were followed: from the scan that took them,
+//! before the window, to the re-read after it. Both are Poisson counts, `B ~ Poisson(b·T_a)`
 //! and `D ~ Poisson(d·T/m)`. If the stock dies as fast as it is born
 //! (`b = d`), then given `N = B + D`, `B` is `Binomial(N, p0)` with
 //! `p0 = T_a / (T_a + T/m)`: the conditional test of two Poisson rates
@@ -45,8 +46,9 @@ pub struct Counts {
     pub alloc_s: f64,
     /// Deaths seen among the members followed.
     pub deaths: u64,
-    /// Seconds deaths were counted over (the whole window).
-    pub window_s: f64,
+    /// Seconds deaths were counted over: from the scan that took the
+    /// members to the re-read.
+    pub deaths_s: f64,
     /// One member in this many was followed.
     pub every: u64,
 }
@@ -59,10 +61,10 @@ impl Counts {
 
     /// `P(B ≥ births)` if the stock died as fast as it is born.
     pub fn p_value(&self) -> f64 {
-        if self.alloc_s <= 0.0 || self.window_s <= 0.0 || self.births == 0 {
+        if self.alloc_s <= 0.0 || self.deaths_s <= 0.0 || self.births == 0 {
             return 1.0;
         }
-        let p0 = self.alloc_s / (self.alloc_s + self.window_s / self.every as f64);
+        let p0 = self.alloc_s / (self.alloc_s + self.deaths_s / self.every as f64);
         binomial_upper_tail(self.births + self.deaths, self.births, p0)
     }
 
@@ -75,7 +77,7 @@ impl Counts {
     pub fn net_per_s_lower(&self) -> f64 {
         let m = self.every as f64;
         let variance =
-            self.births as f64 / self.alloc_s.max(1e-9).powi(2) + m * m * (self.deaths + 1) as f64 / self.window_s.max(1e-9).powi(2);
+            self.births as f64 / self.alloc_s.max(1e-9).powi(2) + m * m * (self.deaths + 1) as f64 / self.deaths_s.max(1e-9).powi(2);
         self.net_per_s() - Z_99 * variance.sqrt()
     }
 
@@ -88,8 +90,8 @@ impl Counts {
     }
 
     fn death_rate(&self) -> f64 {
-        if self.window_s > 0.0 {
-            self.deaths_estimate() as f64 / self.window_s
+        if self.deaths_s > 0.0 {
+            self.deaths_estimate() as f64 / self.deaths_s
         } else {
             0.0
         }
@@ -134,7 +136,7 @@ mod tests {
     use super::*;
 
     fn counts(births: u64, deaths: u64, every: u64) -> Counts {
-        Counts { births, alloc_s: 48.0, deaths, window_s: 60.0, every }
+        Counts { births, alloc_s: 48.0, deaths, deaths_s: 60.0, every }
     }
 
     #[test]

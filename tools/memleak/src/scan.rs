@@ -191,9 +191,25 @@ impl Scanner {
     }
 
     /// Every allocated object of `cache` in the latest snapshot, at most
-    /// as many as a scan reads.
-    pub fn each_object(&self, cache: &KmemCache, each: &mut dyn FnMut(u64, &[u8])) -> WalkStats {
-        walk::walk_cache(self.mem.as_ref(), &self.layout, &self.addrs, &self.pfns, cache, MAX_SCANNED_OBJECTS, |a, b| each(a, b))
+    /// as many as a scan reads, but those of slabs a CPU holds: objects
+    /// freed to a CPU's lockless freelist look allocated there, with stale
+    /// contents, until the CPU lets the slab go.
+    pub fn each_settled_object(&self, cache: &KmemCache, each: &mut dyn FnMut(u64, &[u8])) -> WalkStats {
+        let held_by_cpu = std::cell::Cell::new(false);
+        walk::walk_cache_slabs(
+            self.mem.as_ref(),
+            &self.layout,
+            &self.addrs,
+            &self.pfns,
+            cache,
+            MAX_SCANNED_OBJECTS,
+            |span| held_by_cpu.set(span.frozen),
+            |address, bytes| {
+                if !held_by_cpu.get() {
+                    each(address, bytes)
+                }
+            },
+        )
     }
 
     /// The largest clusters of similar objects among `cache`'s slabs in
@@ -470,8 +486,8 @@ mod tests {
             outstanding.alloc(address, Allocation { time_ns: 1, call_site: 7, bytes: 64, stack: None });
         }
         let mut presence = Presence::new(&outstanding);
-        presence.spans.push(walk::SlabSpan { start: 0x5000, end: 0x6000, decoded: false });
-        presence.spans.push(walk::SlabSpan { start: 0x1000, end: 0x2000, decoded: true });
+        presence.spans.push(walk::SlabSpan { start: 0x5000, end: 0x6000, decoded: false, frozen: false });
+        presence.spans.push(walk::SlabSpan { start: 0x1000, end: 0x2000, decoded: true, frozen: false });
         presence.allocated.insert(0x1000);
         assert_eq!(presence.place(0x1000), Place::Allocated);
         assert_eq!(presence.place(0x1040), Place::Free);

@@ -11,11 +11,13 @@
 //!    ([`sysak_kernel::trace::followed`]), or by perf, exactly, in user
 //!    space.
 //! 3. After it, the end-of-window walk re-reads the members: free in their
-//!    slab, their slab gone, or no longer like the representative counts as
-//!    a death too. That catches `kfree_bulk()`, `kmem_cache_free_bulk()`
-//!    and `kfree_rcu()` batches, which fire no per-object free tracepoint
-//!    (kernel-notes); a member freed and replaced by an alike object in the
-//!    same slot looks alive to it, which only the trace sees.
+//!    slab, their slab gone, no longer like the representative, or with a
+//!    different [`fingerprint`] counts as a death too. That catches
+//!    `kfree_bulk()`, `kmem_cache_free_bulk()` and `kfree_rcu()` batches,
+//!    which fire no per-object free tracepoint (kernel-notes), even when
+//!    SLUB hands the freed slot (its per-CPU freelist is last in, first out)
+//!    to a new alike object: that one carries other serials, counters or
+//!    times than the member it replaced.
 //!
 //! Births are the window's outstanding allocations like the stock's
 //! representative; [`crate::rates`] weighs them against the deaths.
@@ -57,13 +59,19 @@ pub struct Stock {
     members: u64,
     /// Sorted addresses of the members re-read at the end.
     followed: Vec<u64>,
+    /// Their fingerprints at the start, in the same order.
+    fingerprints: Vec<u64>,
     reread: AddressSample,
     tracing: Tracing,
     freed: Vec<bool>,
-    /// At the end: seen allocated, and still alike.
+    /// At the end: seen allocated, and still the same alike object.
     seen: Vec<bool>,
-    alike: Vec<bool>,
+    same: Vec<bool>,
     scan_s: f64,
+    /// When the members were taken, and when the re-read began: deaths are
+    /// counted between the two.
+    taken: Instant,
+    reread_at: Option<Instant>,
 }
 
 /// What the end-of-window walk found of the followed members.
@@ -84,28 +92,35 @@ impl Stock {
             clusters.into_iter().next().ok_or_else(|| format!("no two objects of {} are alike at the window's start", cache.name))?;
         let reread = AddressSample::to_fit(cluster.similar, MAX_FOLLOWED);
         let (mut members, mut followed) = (0u64, Vec::new());
-        scanner.each_object(cache, &mut |address, bytes| {
+        // Members are taken from settled slabs only: a CPU's slab may show
+        // freed objects as allocated (kernel-notes), and their slots, taken
+        // again in the window, would pass for deaths.
+        scanner.each_settled_object(cache, &mut |address, bytes| {
             if cluster.representative.matches(bytes) {
                 members += 1;
                 if reread.takes(address) {
-                    followed.push(address);
+                    followed.push((address, fingerprint(bytes)));
                 }
             }
         });
         followed.sort_unstable();
-        followed.dedup();
+        followed.dedup_by_key(|(address, _)| *address);
         let n = followed.len();
+        let (followed, fingerprints) = followed.into_iter().unzip();
         Ok(Stock {
             cache: cache.clone(),
             representative: cluster.representative,
             members,
             followed,
+            fingerprints,
             reread,
             tracing: Tracing::None,
             freed: vec![false; n],
             seen: vec![false; n],
-            alike: vec![false; n],
+            same: vec![false; n],
             scan_s: start.elapsed().as_secs_f64(),
+            taken: Instant::now(),
+            reread_at: None,
         })
     }
 
@@ -146,9 +161,10 @@ impl Stock {
 
     /// The end walk's view of one allocated object of the cache.
     pub fn observe(&mut self, address: u64, bytes: &[u8]) {
+        self.reread_at.get_or_insert_with(Instant::now);
         if let Ok(i) = self.followed.binary_search(&address) {
             self.seen[i] = true;
-            self.alike[i] = self.representative.matches(bytes);
+            self.same[i] = self.representative.matches(bytes) && fingerprint(bytes) == self.fingerprints[i];
         }
     }
 
@@ -158,7 +174,7 @@ impl Stock {
         let mut dead = vec![false; self.followed.len()];
         for (i, address) in self.followed.iter().enumerate() {
             if self.seen[i] {
-                if !self.alike[i] {
+                if !self.same[i] {
                     fates.changed += 1;
                     dead[i] = true;
                 }
@@ -178,10 +194,13 @@ impl Stock {
     /// The stock's section: births (`births`, the window's outstanding
     /// allocations like the representative) against deaths, over a window
     /// of `window_s` seconds whose last `free_only_s` traced frees only.
+    /// Deaths count from the taking of the members to their re-read, which
+    /// holds the window and the set-up before it.
     pub fn report(&self, presence: &mut Presence, births: u64, window_s: f64, free_only_s: f64) -> StockReport {
         let (fates, dead) = self.fates(presence);
         let alloc_s = (window_s - free_only_s).max(0.0);
-        let counts = |deaths: u64, every: u64| Counts { births, alloc_s, deaths, window_s, every };
+        let deaths_s = self.reread_at.unwrap_or_else(Instant::now).duration_since(self.taken).as_secs_f64().max(window_s);
+        let counts = |deaths: u64, every: u64| Counts { births, alloc_s, deaths, deaths_s, every };
         let reread = counts(fates.freed + fates.changed, self.reread.every());
         let (traced_by, traced, traced_sample) = match self.tracing {
             Tracing::None => ("none", 0, None),
@@ -222,7 +241,7 @@ impl Stock {
             net_per_s_lower: worst.net_per_s_lower(),
             p_value,
             test: format!(
-                "conditional binomial test of two Poisson rates: births in the {alloc_s:.0} s allocation phase against deaths in the {window_s:.0} s window, leak below p = {ALPHA}"
+                "conditional binomial test of two Poisson rates: births in the {alloc_s:.1} s allocation phase against deaths in the {deaths_s:.1} s the members were followed, leak below p = {ALPHA}"
             ),
             scan_s: self.scan_s,
         }
@@ -237,6 +256,35 @@ impl Stock {
     }
 }
 
+/// What identifies one object among alike ones: a hash of its 8-byte words
+/// that are not kernel pointers (and of which words are). Pointers are left
+/// out because a live member's list links change as neighbours come and go
+/// (a queue's tail gains a `next`); serials, counters, times and contents
+/// stay while the object lives, and differ in an alike object that took its
+/// slot. Kernel pointers have their top byte 0xff on x86_64 with 4- and
+/// 5-level paging alike (ffff88…, ff11…).
+pub fn fingerprint(bytes: &[u8]) -> u64 {
+    // FNV-1a, 64-bit.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut mix = |value: u64| {
+        for b in value.to_le_bytes() {
+            hash = (hash ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    let words = bytes.chunks(8);
+    for (i, word) in words.enumerate() {
+        let mut padded = [0u8; 8];
+        padded[..word.len()].copy_from_slice(word);
+        let value = u64::from_le_bytes(padded);
+        if value >> 56 == 0xff {
+            mix(i as u64 | 1 << 63);
+        } else {
+            mix(value);
+        }
+    }
+    hash
+}
+
 /// The members a tracing follows: the BPF sample, or every re-read member.
 fn sample_of(tracing: Tracing, reread: AddressSample) -> AddressSample {
     match tracing {
@@ -248,4 +296,25 @@ fn sample_of(tracing: Tracing, reread: AddressSample) -> AddressSample {
 /// The section when there is no stock to follow.
 pub fn unavailable(why: impl Into<String>) -> StockReport {
     StockReport { unavailable: Some(why.into()), ..StockReport::default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_ignore_links_and_see_serials() {
+        let object = |serial: u64, next: u64| {
+            let mut bytes = Vec::new();
+            for word in [0xffff_ffff_c0a0_1000u64, serial, next, next + 8, 0x6b61_656c_6b61_7973] {
+                bytes.extend_from_slice(&word.to_le_bytes());
+            }
+            bytes.extend_from_slice(b"tail");
+            bytes
+        };
+        let member = object(7, 0xffff_8880_0123_4000);
+        assert_eq!(fingerprint(&member), fingerprint(&object(7, 0xff11_0000_0456_7000)), "links moved: the same object");
+        assert_ne!(fingerprint(&member), fingerprint(&object(8, 0xffff_8880_0123_4000)), "another serial: another object");
+        assert_ne!(fingerprint(&member), fingerprint(&object(7, 0)), "a link cut to NULL is a change");
+    }
 }

@@ -287,6 +287,12 @@ fn followed_text(stock: &StockReport) -> String {
     }
 }
 
+/// Seconds the stock's members were followed (the window, and the set-up
+/// between the scan that took them and its start).
+fn followed_s(stock: &StockReport, e: &Evidence) -> f64 {
+    stock.reread.map_or(e.window.window_s, |c| c.deaths_s)
+}
+
 /// The verdict on the stock: births against deaths.
 fn judge_stock(e: &Evidence, stock: &StockReport) -> Judgement {
     let none = |note: String, summary: String| Judgement { leak: false, leak_function: None, note: Some(note), confidence: None, summary };
@@ -295,7 +301,7 @@ fn judge_stock(e: &Evidence, stock: &StockReport) -> Judgement {
         stock.births,
         stock.members,
         stock.deaths_estimate,
-        e.window.window_s,
+        followed_s(stock, e),
         followed_text(stock),
         stock.p_value
     );
@@ -322,7 +328,12 @@ fn judge_stock(e: &Evidence, stock: &StockReport) -> Judgement {
     let growth = e.growth.map(|g| format!("; the cache changed by {}", growth_text(g))).unwrap_or_default();
     let summary = format!(
         "leak: {} added {} objects to a stock of {} alike objects that lost about {} in {:.0} s: born faster than it dies (p = {:.2e}){growth}",
-        site.function, site.births, stock.members, stock.deaths_estimate, e.window.window_s, stock.p_value
+        site.function,
+        site.births,
+        stock.members,
+        stock.deaths_estimate,
+        followed_s(stock, e),
+        stock.p_value
     );
     Judgement { leak: true, leak_function: Some(site.function.clone()), note: None, confidence: Some(confidence), summary }
 }
@@ -616,7 +627,7 @@ mod tests {
     /// A stock of `members` followed every one, with `deaths` among them
     /// (1 in `every` traced), over a 60 s window with 48 s of allocations.
     fn stock(members: u64, births: u64, deaths: u64, every: u64) -> StockReport {
-        let counts = crate::rates::Counts { births, alloc_s: 48.0, deaths, window_s: 60.0, every };
+        let counts = crate::rates::Counts { births, alloc_s: 48.0, deaths, deaths_s: 60.0, every };
         let reread = crate::rates::Counts { every: 1, deaths: 0, ..counts };
         StockReport {
             members,
@@ -689,13 +700,13 @@ mod tests {
 
     #[test]
     fn births_name_the_site_and_share_it() {
-        let stock = stock(50_000, 200, 0, 1);
+        let two_sites = stock(50_000, 200, 0, 1);
         let g = growth(0);
         let tie = [born("a+0x1/0x2", 100, 100), born("b+0x1/0x2", 100, 100)];
-        let j = judge(&Evidence { stock: Some(&stock), ..evidence(&tie, Some(&g)) });
+        let j = judge(&Evidence { stock: Some(&two_sites), ..evidence(&tie, Some(&g)) });
         assert!(!j.leak && j.note.unwrap().starts_with("tie: a+0x1/0x2 and b+0x1/0x2"));
         let split = [born("a+0x1/0x2", 120, 120), born("b+0x1/0x2", 80, 80)];
-        let c = judge(&Evidence { stock: Some(&stock), ..evidence(&split, Some(&g)) }).confidence.unwrap();
+        let c = judge(&Evidence { stock: Some(&two_sites), ..evidence(&split, Some(&g)) }).confidence.unwrap();
         assert_eq!(c.level, "medium", "{}", c.summary);
         assert!(c.reasons.iter().any(|r| r.contains("60% of the births")), "{:?}", c.reasons);
         let few = stock(50_000, 8, 0, 1);
