@@ -229,7 +229,7 @@ fn scan_marks_the_leaked_objects_by_content() {
 #[test]
 fn missing_kcore_is_reported_not_fatal() {
     if Path::new("/proc/kcore").exists() {
-        eprintln!("skipped: this kernel has /proc/kcore");
+        skip("missing_kcore_is_reported_not_fatal", "this kernel has /proc/kcore");
         return;
     }
     let _lock = kernel_lock();

@@ -1,4 +1,4 @@
-//! The census (issue 11): below the thresholds, plain `sysak memleak` says
+//! The census: below the thresholds, plain `sysak memleak` says
 //! who holds the unreclaimable memory. A generator fills one cache with
 //! SysV messages of one pattern; the census must name that cache first,
 //! find the messages as its largest cluster, explain their list pointers,

@@ -1,4 +1,4 @@
-//! History, growth verdicts and fleet metrics (issue 12), on this kernel
+//! History, growth verdicts and fleet metrics on this kernel
 //! and with the real Prometheus tools: a cache grown between records is
 //! judged a slab leak below the thresholds and named; the metrics pass
 //! `promtool check metrics` and are served by a real node_exporter; the

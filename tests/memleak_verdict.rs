@@ -1,5 +1,5 @@
 //! `sysak memleak`'s verdict on the running kernel: turnover is not a leak,
-//! the cache traced is exactly the cache asked for (issue 10).
+//! the cache traced is exactly the cache asked for.
 
 mod common;
 
@@ -21,7 +21,7 @@ fn record(k: usize, i: usize) -> u8 {
     }
 }
 
-/// Regression (issue 10): a kernel queue with a steady backlog — every
+/// Regression: a kernel queue with a steady backlog — every
 /// message lives ~12 s, replaced at the same rate — made memleak name the
 /// enqueueing function a leak with high confidence. The messages allocated
 /// in the window outlive it and look alike, but the cache does not grow:
@@ -89,7 +89,7 @@ fn steady_backlog_judged(tracer: &str) {
     assert_eq!(out.status.code(), Some(0), "turnover is not a finding: {}", stderr(&out));
 }
 
-/// Regression (issue 10): tracing `kmalloc-256` by object size also
+/// Regression: tracing `kmalloc-256` by object size also
 /// traced the `msg_msg-256` bucket (6.11+, CONFIG_SLAB_BUCKETS). Messages
 /// kept in the window are outstanding in the trace but not objects of
 /// kmalloc-256: the scan drops them, and kmalloc-256 did not grow.
@@ -97,7 +97,10 @@ fn steady_backlog_judged(tracer: &str) {
 fn kmalloc_bucket_is_told_from_a_same_size_bucket() {
     let _lock = kernel_lock();
     if message_cache() != "msg_msg-256" {
-        eprintln!("skipped: SysV messages are kmalloc-256's own objects on this kernel (no msg_msg-N buckets)");
+        skip(
+            "kmalloc_bucket_is_told_from_a_same_size_bucket",
+            "SysV messages are kmalloc-256's own objects on this kernel (no msg_msg-N buckets)",
+        );
         return;
     }
     const KEPT: usize = 4000;
@@ -126,7 +129,7 @@ fn kmalloc_bucket_is_told_from_a_same_size_bucket() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
-/// Regression (issue 10): a named cache whose name ends in `-<digits>`
+/// Regression: a named cache whose name ends in `-<digits>`
 /// (`bio-120` here, 128-byte objects) was taken for a kmalloc bucket and
 /// traced through kmalloc with `bytes_alloc == 128`, which catches every
 /// 128-byte kmalloc — SysV messages of 80 bytes among them. It is traced
@@ -142,7 +145,7 @@ fn named_cache_ending_in_digits_is_traced_by_name() {
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
         .find(|f| f[0].starts_with("bio-") && f[0][4..].bytes().all(|b| b.is_ascii_digit()) && f[3] == "128" && f[0] != "bio-128")
     else {
-        eprintln!("skipped: no bio-N cache of 128-byte objects on this kernel");
+        skip("named_cache_ending_in_digits_is_traced_by_name", "no bio-N cache of 128-byte objects on this kernel");
         return;
     };
     let cache = cache[0].to_string();
@@ -177,7 +180,7 @@ fn merged_cache_names_are_traced_as_their_cache() {
         (e.file_type().ok()?.is_symlink() && !listed.contains(name.as_str())).then_some(name)
     });
     let Some(alias) = alias else {
-        eprintln!("skipped: no merged slab cache on this kernel (slab_nomerge?)");
+        skip("merged_cache_names_are_traced_as_their_cache", "no merged slab cache on this kernel (slab_nomerge?)");
         return;
     };
     let scratch = Scratch::new("alias");
@@ -207,11 +210,11 @@ fn system_map_names_data_pointers_in_the_dump() {
         kallsyms.lines().find(|l| l.ends_with(&format!(" {name}"))).and_then(|l| u64::from_str_radix(l.split(' ').next().unwrap(), 16).ok())
     };
     let (Some(text), Some(rodata)) = (find("_text"), find("__start_rodata")) else {
-        eprintln!("skipped: kallsyms lists no _text or __start_rodata");
+        skip("system_map_names_data_pointers_in_the_dump", "kallsyms lists no _text or __start_rodata");
         return;
     };
     if kallsyms.lines().filter(|l| l.contains(" d ") || l.contains(" D ")).count() > 1000 {
-        eprintln!("skipped: this kernel's kallsyms has data symbols (CONFIG_KALLSYMS_ALL)");
+        skip("system_map_names_data_pointers_in_the_dump", "this kernel's kallsyms has data symbols (CONFIG_KALLSYMS_ALL)");
         return;
     }
     let target = rodata + 0x100;

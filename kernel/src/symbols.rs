@@ -311,7 +311,7 @@ ffffffffc0003000 t ext_fn\t[other]
         assert!(Kallsyms::parse("", "").is_err());
     }
 
-    /// Regression (issue 11): without KALLSYMS_ALL a pointer into rodata
+    /// Regression: without KALLSYMS_ALL a pointer into rodata
     /// printed as `__start_rodata+0x…`; section bounds name nothing, and a
     /// System.map (KASLR-shifted) names the object.
     #[test]

@@ -46,7 +46,7 @@ impl KernelMemory for Memory {
     }
 }
 
-/// 6.18's layout as BTF gives it (kernel-notes).
+/// 6.18's layout as BTF gives it (docs/kernel-facts.md).
 fn layout() -> SlabLayout {
     SlabLayout {
         era: "struct slab",

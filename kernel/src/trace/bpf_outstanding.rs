@@ -3,11 +3,11 @@
 //! (or struct page) and delete it on free, so frees never travel to user
 //! space. At the end user space reads what is left, in batches.
 //!
-//! Measured on 6.18 (kernel-notes): a workload whose every allocation is
+//! Measured on 6.18 (docs/kernel-facts.md): a workload whose every allocation is
 //! traced runs ~2.6× slower with stacks, and an untraced size class pays
 //! ~1.1–1.2× — against 3.2× / 1.7× for perf samples with a user-space set.
 //!
-//! Choices, all from kernel-notes:
+//! Choices, each from a measurement in docs/kernel-facts.md:
 //! - raw tracepoints (BPF_RAW_TRACEPOINT_OPEN), never
 //!   PERF_EVENT_IOC_SET_BPF: a raw tracepoint program does not change what
 //!   other tracers of the same tracepoint see;
@@ -75,7 +75,7 @@ pub struct FreeProbe {
 }
 
 /// Which allocations get their kernel stack unwound: the unwind is the
-/// dominant cost (~1.8 µs an allocation on 6.18, kernel-notes).
+/// dominant cost (~1.8 µs an allocation on 6.18).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StackPolicy {
     /// No stacks.

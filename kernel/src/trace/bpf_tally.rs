@@ -1,4 +1,4 @@
-//! Page allocations counted in the kernel (pagealloc, issue 13): a BPF
+//! Page allocations counted in the kernel (pagealloc): a BPF
 //! program on the raw tracepoint `mm_page_alloc` adds each allocation to
 //! a hash keyed by (order, migratetype, GFP mask), and frees
 //! (`mm_page_free`, `mm_page_free_batched`) to an array by order. Nothing

@@ -14,11 +14,11 @@
  *   leakmod_vmalloc_one   vmalloc(64 KiB) areas;
  *   leakmod_alloc_pages_one  alloc_pages(GFP_KERNEL, 0).
  * echo stacks > trigger allocates 4096 such pages at once, each from its
- * own kernel stack (issue 13): page i is allocated under a chain of 12
+ * own kernel stack: page i is allocated under a chain of 12
  * calls through leakmod_path_a/leakmod_path_b spelling i in binary, so
  * every stack differs (also by function names, as folded stacks show
  * them). A stack map of 16 384 buckets loses ~500 of them to collisions.
- * And two that must not be called leaks (issue 10):
+ * And two that must not be called leaks:
  *   turnover   leakmod_queue_one keeps a FIFO of turnover_backlog records
  *              shaped like the leaked objects (same cache, same contents),
  *              replacing the oldest at turnover_rate a second: every record

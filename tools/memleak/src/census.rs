@@ -1,4 +1,4 @@
-//! The census (issue 11): "if it is not a leak, who holds the memory?"
+//! The census: "if it is not a leak, who holds the memory?"
 //!
 //! The seed's analyst ran `slabtop -s -a`, then `crash kmem -S` and `rd -S`
 //! on the top cache. The census does that for the largest unreclaimable

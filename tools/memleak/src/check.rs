@@ -471,7 +471,7 @@ mod tests {
         (mem, areas.unwrap_or_default())
     }
 
-    /// Regression (issue 10): a database host with 20 GiB of page tables
+    /// Regression: a database host with 20 GiB of page tables
     /// and 8 GiB in zram is not a page leak.
     #[test]
     fn page_tables_and_zram_are_not_alloc_pages() {

@@ -1,4 +1,4 @@
-//! Every word of the representative explained (issue 11): the seed's
+//! Every word of the representative explained: the seed's
 //! manual crash session — `rd ADDR -S`, `x /20a`, `sym` — automated. Each
 //! 8-byte word that means something gets a kind:
 //!
@@ -226,7 +226,7 @@ mod tests {
     #[test]
     fn dedicated_caches_have_their_struct_as_candidate() {
         let Ok(types) = sysak_kernel::layout::KernelTypes::load(std::path::Path::new("/sys/kernel/btf/vmlinux")) else {
-            panic!("these tests run on a kernel with BTF (kernel-notes)");
+            panic!("these tests run on a kernel with BTF (/sys/kernel/btf/vmlinux)");
         };
         let size = |cache: &str| -> u64 {
             std::fs::read_to_string(format!("/sys/kernel/slab/{cache}/object_size")).unwrap().trim().parse().unwrap()

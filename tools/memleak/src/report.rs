@@ -1,5 +1,5 @@
 //! The trace report (`-t slab|page|vmalloc`): outstanding allocations by
-//! call site, plus what could make the answer wrong. JSON per DESIGN.md:
+//! call site, plus what could make the answer wrong. JSON per docs/design.md:
 //! sizes in bytes, addresses as "0x…" strings, functions as
 //! "name+0xoff/0xsize" with " [module]" for module code.
 

@@ -16,7 +16,7 @@
 //!   with `name == "<cache>"` where the record has a `name` field (6.x), else
 //!   `bytes_alloc == <object size>`;
 //! - frees: `kmem:kfree` and `kmem:kmem_cache_free` with `ptr != 0`
-//!   (kfree(NULL) is frequent: kernel-notes measured 1 M per 1 M msgsnd).
+//!   (kfree(NULL) is frequent: one per SysV msgsnd).
 //!
 //! SLUB merges compatible caches: a name given with `-n` that is merged
 //! into another cache is traced as that cache, and the report says so.
@@ -314,7 +314,7 @@ mod tests {
         }
     }
 
-    /// Regression (issue 10): the automatic pick counted objects, so a
+    /// Regression: the automatic pick counted objects, so a
     /// busy kmalloc-64 won over a kmalloc-4k holding 30 times the memory.
     #[test]
     fn automatic_pick_is_by_bytes() {
@@ -341,7 +341,7 @@ mod tests {
         assert!(reason.starts_with("the unreclaimable cache holding the most memory: 375.0M of "), "{reason}");
     }
 
-    /// Regression (issue 10): `bio-120` (objects of 128 bytes here),
+    /// Regression: `bio-120` (objects of 128 bytes here),
     /// `sgpool-64` and `biovec-16` are named caches, not kmalloc buckets;
     /// kmem_buckets (`msg_msg-256`) may be fed by either tracepoint.
     #[test]

@@ -14,7 +14,7 @@
 //!    slab, their slab gone, no longer like the representative, or with a
 //!    different [`fingerprint`] counts as a death too. That catches
 //!    `kfree_bulk()`, `kmem_cache_free_bulk()` and `kfree_rcu()` batches,
-//!    which fire no per-object free tracepoint (kernel-notes), even when
+//!    which fire no per-object free tracepoint, even when
 //!    SLUB hands the freed slot (its per-CPU freelist is last in, first out)
 //!    to a new alike object: that one carries other serials, counters or
 //!    times than the member it replaced.
@@ -93,7 +93,7 @@ impl Stock {
         let reread = AddressSample::to_fit(cluster.similar, MAX_FOLLOWED);
         let (mut members, mut followed) = (0u64, Vec::new());
         // Members are taken from settled slabs only: a CPU's slab may show
-        // freed objects as allocated (kernel-notes), and their slots, taken
+        // freed objects as allocated, and their slots, taken
         // again in the window, would pass for deaths.
         scanner.each_settled_object(cache, &mut |address, bytes| {
             if cluster.representative.matches(bytes) {

@@ -518,7 +518,7 @@ mod tests {
         Evidence { kind: Kind::Slab, sites, scan: scan(), no_scan_reason: None, stock: None, growth, window: clean() }
     }
 
-    /// Regression (issue 10): a steady backlog — 15 005 of 15 252
+    /// Regression: a steady backlog — 15 005 of 15 252
     /// outstanding allocations marked, the cache flat — is turnover.
     #[test]
     fn turnover_is_no_leak() {

@@ -1,4 +1,4 @@
-//! Recorded history (issue 12): slow leaks over long uptimes show only
+//! Recorded history: slow leaks over long uptimes show only
 //! across samples taken hours or days apart. `--record` appends one
 //! sample ([`file`]); `--check --history` fits each series of this boot
 //! ([`growth`]).

@@ -1,4 +1,4 @@
-//! pagealloc in the kernel (issue 13): nothing travels to user space
+//! pagealloc in the kernel: nothing travels to user space
 //! during the window. Plain `sysak pagealloc` counts allocations — exact
 //! tallies by order, migratetype and GFP mask, frees by order
 //! ([`sysak_kernel::trace::bpf_tally`]); `--outstanding` keeps the pages
