@@ -143,9 +143,7 @@ pub struct Map {
 /// Possible CPUs (/sys/devices/system/cpu/possible): how many values a
 /// per-CPU map hands user space per key.
 fn possible_cpus() -> Result<usize, BpfError> {
-    let text = std::fs::read_to_string("/sys/devices/system/cpu/possible")
-        .map_err(|e| BpfError(format!("cannot read /sys/devices/system/cpu/possible: {e}")))?;
-    crate::trace::perf::parse_cpu_list(text.trim()).map(|c| c.len()).ok_or_else(|| BpfError(format!("cannot parse CPU list {text:?}")))
+    crate::procfs::possible_cpus().map(|c| c.len()).map_err(BpfError)
 }
 
 impl Map {

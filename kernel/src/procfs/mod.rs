@@ -7,6 +7,7 @@
 
 mod allocinfo;
 mod buddyinfo;
+mod cpus;
 mod iomem;
 mod kpageflags;
 mod meminfo;
@@ -19,6 +20,7 @@ mod zram;
 
 pub use allocinfo::{parse_allocinfo, AllocSite};
 pub use buddyinfo::{parse_buddyinfo, ZoneFreeBlocks};
+pub use cpus::{online_cpus, parse_cpu_list, possible_cpus};
 pub use iomem::PhysicalLayout;
 pub use meminfo::MemInfo;
 pub use pagetypeinfo::{parse_pagetypeinfo, MigrateFreeBlocks, PageTypeInfo};

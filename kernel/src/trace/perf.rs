@@ -109,23 +109,9 @@ pub struct PerfTracer {
 // &mut self.
 unsafe impl Send for PerfTracer {}
 
-/// Online CPUs from `/sys/devices/system/cpu/online` ("0-3,5").
+/// Online CPUs (see [`crate::procfs::online_cpus`]).
 pub fn online_cpus() -> Result<Vec<u32>, PerfError> {
-    let text = std::fs::read_to_string("/sys/devices/system/cpu/online")
-        .map_err(|e| PerfError(format!("cannot read /sys/devices/system/cpu/online: {e}")))?;
-    parse_cpu_list(text.trim()).ok_or_else(|| PerfError(format!("cannot parse CPU list {text:?}")))
-}
-
-/// Parse a kernel CPU list ("0-3,5").
-pub(crate) fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
-    let mut cpus = Vec::new();
-    for part in text.split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => cpus.extend(a.parse::<u32>().ok()?..=b.parse::<u32>().ok()?),
-            None => cpus.push(part.parse().ok()?),
-        }
-    }
-    Some(cpus)
+    crate::procfs::online_cpus().map_err(PerfError)
 }
 
 /// Deepest kernel callchain asked for.
@@ -412,13 +398,6 @@ fn page_size() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cpu_lists() {
-        assert_eq!(parse_cpu_list("0-3,5"), Some(vec![0, 1, 2, 3, 5]));
-        assert_eq!(parse_cpu_list("0"), Some(vec![0]));
-        assert_eq!(parse_cpu_list("x"), None);
-    }
 
     #[test]
     fn sample_records_parse_and_truncated_ones_do_not() {

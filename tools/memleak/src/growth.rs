@@ -161,7 +161,7 @@ pub fn slab_probe(procfs: &ProcFs, target: &SlabTarget) -> GrowthProbe {
         SlabTarget::Cache { stats, .. } => {
             let sheaves = match procfs.slab_attribute_u64(&stats.name, "sheaf_capacity").unwrap_or(0) {
                 0 => 0,
-                capacity => 2 * capacity * sysak_kernel::trace::perf::online_cpus().map(|c| c.len() as u64).unwrap_or(1).max(1),
+                capacity => 2 * capacity * sysak_kernel::procfs::online_cpus().map(|c| c.len() as u64).unwrap_or(1).max(1),
             };
             let (name, size) = (stats.name.clone(), stats.objsize_bytes);
             let (reader, sysfs) = (ProcFs::default(), procfs.clone());

@@ -287,7 +287,7 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
     if (printing.prometheus || options.textfile.is_some()) && !check_mode {
         return Err(UsageError("--format prometheus and --textfile go with --check or --record".into()).into());
     }
-    if printing.stacks.is_some() && !(options.stacks && matches!(options.trace_type.as_deref(), Some("slab" | "page"))) {
+    if printing.stacks.is_some() && !(options.stacks && matches!(options.trace_type, Some(Kind::Slab | Kind::Page))) {
         return Err(UsageError("--format folded and flamegraph need a traced window with stacks: -t slab -s or -t page -s".into()).into());
     }
     if let (Some(vmcore), Some(kallsyms)) = (matches.get_one::<String>("vmcore"), matches.get_one::<String>("kallsyms")) {
@@ -300,11 +300,9 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
         let samples = history::record(&procfs, &options.history).map_err(|e| UsageError(e.to_string()))?;
         eprintln!("sysak memleak: recorded sample {samples} in {}", options.history.display());
     }
-    let kind = match options.trace_type.as_deref() {
-        Some("slab") => Kind::Slab,
-        Some("page") => Kind::Page,
-        Some("vmalloc") => Kind::Vmalloc,
-        _ => match check_first(&procfs, &mut options, &printing)? {
+    let kind = match options.trace_type {
+        Some(kind) => kind,
+        None => match check_first(&procfs, &mut options, &printing)? {
             Ok(kind) => kind,
             Err(outcome) => return Ok(outcome),
         },

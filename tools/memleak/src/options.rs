@@ -51,7 +51,7 @@ pub struct Options {
     pub trend_window: Option<Duration>,
     pub trend_min_rate: u64,
     /// `-t` other than auto.
-    pub trace_type: Option<String>,
+    pub trace_type: Option<crate::check::Kind>,
     pub cache: Option<String>,
     pub window: Window,
     pub stacks: bool,
@@ -141,7 +141,12 @@ impl Options {
             census_caches,
             dump: m.get_flag("dump"),
             check_only: m.get_flag("check"),
-            trace_type: m.get_one::<String>("type").filter(|t| *t != "auto").cloned(),
+            trace_type: match m.get_one::<String>("type").map(String::as_str) {
+                Some("slab") => Some(crate::check::Kind::Slab),
+                Some("page") => Some(crate::check::Kind::Page),
+                Some("vmalloc") => Some(crate::check::Kind::Vmalloc),
+                _ => None, // auto: the check decides
+            },
             cache: m.get_one::<String>("cache").cloned(),
             window: Window { total: Duration::from_secs(interval.max(1)), free_only_percent },
             stacks: m.get_flag("stacks"),
