@@ -4,9 +4,9 @@
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 
+use crate::plugin::{self, external, LoadedPlugin};
 use sysak_cli::config::Config;
 use sysak_cli::output::Format;
-use sysak_cli::plugin::{self, external, LoadedPlugin};
 use sysak_cli::tool::{self, Context, Tool, EXIT_ENVIRONMENT, EXIT_OK, EXIT_USAGE};
 
 use crate::{builtins, list};

@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 
+use crate::plugin::{self, external};
 use clap::{Arg, ArgAction, Command};
 use serde::Serialize;
 use sysak_cli::config::Config;
 use sysak_cli::output::{self, Format};
-use sysak_cli::plugin::{self, external};
 use sysak_cli::tool::{EXIT_OK, EXIT_USAGE};
 
 use crate::builtins;

@@ -7,6 +7,7 @@
 mod builtins;
 mod dispatch;
 mod list;
+mod plugin;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -7,8 +7,6 @@
 use clap::{Arg, ArgMatches};
 use serde::Deserialize;
 
-use crate::config::Config;
-
 /// A language for labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -63,12 +61,13 @@ impl Lang {
         }
     }
 
-    /// `--lang`, else `[output] lang`, else the locale, else English.
-    pub fn resolve(matches: &ArgMatches, config: &Config) -> Lang {
+    /// `--lang`, else `configured` (`[output] lang`), else the locale,
+    /// else English.
+    pub fn resolve(matches: &ArgMatches, configured: Option<Lang>) -> Lang {
         if let Some(lang) = matches.try_get_one::<String>("lang").ok().flatten().and_then(|w| Lang::parse(w)) {
             return lang;
         }
-        if let Some(lang) = config.output.lang {
+        if let Some(lang) = configured {
             return lang;
         }
         Lang::from_locale(|name| std::env::var(name).ok())

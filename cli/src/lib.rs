@@ -8,7 +8,6 @@
 //! - [`output`]: `--format table|json` and rendering helpers.
 //! - [`flamegraph`]: stacks as folded lines or an SVG flame graph.
 //! - [`progress`]: the progress bar trace windows report to.
-//! - [`plugin`]: plugin discovery, trust checks and loading (C ABI).
 //! - [`tracer`]: `--tracer auto|bpf|perf` and its fallback.
 //! - [`config`]: the site configuration, /etc/sysak/sysak.toml.
 //! - [`i18n`]: table labels in English or Chinese.
@@ -19,7 +18,6 @@ pub mod config;
 pub mod flamegraph;
 pub mod i18n;
 pub mod output;
-pub mod plugin;
 pub mod progress;
 pub mod prometheus;
 pub mod tool;

@@ -3,6 +3,7 @@
 //! fallback, and what the report says when the fallback was taken.
 
 use clap::{Arg, ArgMatches};
+use serde::Serialize;
 
 use crate::tool::EnvironmentError;
 
@@ -49,6 +50,45 @@ impl TracerChoice {
             TracerChoice::Auto => Ok(Some(format!("BPF not used: {why}"))),
             TracerChoice::Perf => Ok(None),
         }
+    }
+}
+
+/// What traced a window, as reports (and their JSON) name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Tracer {
+    /// BPF programs on raw tracepoints, their maps read at the end.
+    #[serde(rename = "bpf")]
+    Bpf,
+    /// perf samples with in-kernel filters.
+    #[serde(rename = "perf")]
+    Perf,
+    /// /proc/vmallocinfo read at both ends (no vmap tracepoints).
+    #[serde(rename = "vmallocinfo")]
+    Vmallocinfo,
+    /// /proc/vmallocinfo, and perf samples of the vmap tracepoints.
+    #[serde(rename = "vmallocinfo+perf")]
+    VmallocinfoPerf,
+    /// Nothing was traced (a memory dump read offline).
+    #[serde(rename = "none")]
+    NotTraced,
+}
+
+impl Tracer {
+    /// The name reports give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tracer::Bpf => "bpf",
+            Tracer::Perf => "perf",
+            Tracer::Vmallocinfo => "vmallocinfo",
+            Tracer::VmallocinfoPerf => "vmallocinfo+perf",
+            Tracer::NotTraced => "none",
+        }
+    }
+}
+
+impl std::fmt::Display for Tracer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

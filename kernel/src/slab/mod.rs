@@ -10,6 +10,7 @@
 pub mod caches;
 pub mod freelist;
 pub mod lookup;
+pub mod names;
 pub mod walk;
 
 pub use caches::KmemCache;

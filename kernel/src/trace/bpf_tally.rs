@@ -24,7 +24,7 @@ use crate::bpf::sys::{MapType, ProgramType};
 use crate::bpf::{BpfError, Map, Program};
 
 use super::bpf_stacks::{StackTable, MAX_DISTINCT_STACKS, RESULT_AT, STACK_LOST};
-use super::page_probes::FreeTracepoint;
+use super::page_probes::{FreeTracepoint, PageAllocArgs};
 
 /// Distinct (order, migratetype, gfp) keys held.
 const MAX_KEYS: u32 = 16_384;
@@ -33,17 +33,6 @@ const ORDERS: u32 = 16;
 const COUNTER_KEY_OVERFLOW: u32 = 0;
 const COUNTER_STACK_FAILURES: u32 = 1;
 const COUNTER_STACK_OVERFLOW: u32 = 2;
-
-/// Where `mm_page_alloc`'s arguments are ([`super::page_probes::tally_probes`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageAllocArgs {
-    /// `unsigned int order`.
-    pub order: usize,
-    /// `gfp_t gfp_flags`.
-    pub gfp: usize,
-    /// `int migratetype`.
-    pub migratetype: usize,
-}
 
 /// One tally: allocations of one order, migratetype and GFP mask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,6 @@
 //! unwinds the stack.
 
 use super::bpf_outstanding::{AllocProbe, Bytes, FreeProbe};
-use super::bpf_tally::PageAllocArgs;
 use crate::layout::{ArgType, KernelTypes};
 
 /// A free tracepoint and its order's argument (None: order 0).
@@ -39,6 +38,17 @@ fn frees(types: &KernelTypes) -> Result<Vec<FreeTracepoint>, String> {
         return Err("BTF describes no mm_page_free raw tracepoint".into());
     }
     Ok(frees)
+}
+
+/// Where `mm_page_alloc`'s arguments are ([`tally_probes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageAllocArgs {
+    /// `unsigned int order`.
+    pub order: usize,
+    /// `gfp_t gfp_flags`.
+    pub gfp: usize,
+    /// `int migratetype`.
+    pub migratetype: usize,
 }
 
 /// For [`super::bpf_tally::PageTally`].

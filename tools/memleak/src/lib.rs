@@ -14,25 +14,12 @@
 
 mod census;
 pub mod check;
-mod explain;
-mod growth;
+mod fit;
 mod history;
-mod metrics;
-mod offline;
 mod options;
-mod page;
-mod plot;
-mod rates;
-mod render;
 pub mod report;
 mod scan;
-mod slab;
-mod slab_bpf;
-mod stock;
 mod trace;
-mod verdict;
-mod vmalloc;
-mod vmap;
 
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
 use sysak_cli::flamegraph::{Labels, StackFormat};
@@ -42,7 +29,10 @@ use sysak_cli::tracer::TracerChoice;
 use sysak_kernel::procfs::ProcFs;
 
 use check::{Kind, Verdict};
+use history::{metrics, plot};
 use options::Options;
+use report::render;
+use scan::offline;
 
 /// The tool's entry in sysak's table.
 pub fn tool() -> Tool {
@@ -280,7 +270,7 @@ fn run(matches: &ArgMatches, context: &tool::Context) -> anyhow::Result<Outcome>
         format: Format::from_matches(matches),
         stacks: StackFormat::from_matches(matches),
         prometheus: matches.get_one::<String>("format").is_some_and(|f| f == "prometheus"),
-        lang: sysak_cli::i18n::Lang::resolve(matches, context.config),
+        lang: sysak_cli::i18n::Lang::resolve(matches, context.config.output.lang),
         dump: options.dump,
     };
     let check_mode = options.check_only || options.record;
@@ -352,9 +342,9 @@ fn check_first(procfs: &ProcFs, options: &mut Options, printing: &Printing) -> a
 /// A traced window of `kind`, printed.
 fn trace_window(procfs: &ProcFs, options: &Options, kind: Kind, printing: &Printing) -> anyhow::Result<Outcome> {
     let mut report = match kind {
-        Kind::Slab => trace::slab(procfs, options)?,
-        Kind::Page => trace::page(options)?,
-        Kind::Vmalloc => trace::vmalloc(procfs, options)?,
+        Kind::Slab => trace::slab_window(procfs, options)?,
+        Kind::Page => trace::page_window(options)?,
+        Kind::Vmalloc => trace::vmalloc_window(procfs, options)?,
     };
     // 1 only when a leak is judged: outstanding turnover is not a leak.
     let outcome = if report.leak { Outcome::Found } else { Outcome::Clean };

@@ -192,7 +192,7 @@ impl Options {
             }
             None => None,
         };
-        let report = check::judge(&Usage::measure(procfs)?, self.thresholds, trend);
+        let report = check::assess(&Usage::measure(procfs)?, self.thresholds, trend);
         if !self.history_named && !self.history.exists() {
             return Ok(report);
         }

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde::Serialize;
 use sysak_cli::progress::Bar;
-use sysak_cli::tracer::TracerChoice;
+use sysak_cli::tracer::{Tracer, TracerChoice};
 use sysak_kernel::symbols::Kallsyms;
 use sysak_kernel::trace::outstanding::{Allocation, Outstanding, Stacks};
 use sysak_kernel::trace::page_events::{PageEvent, PageFilter, PageTracer};
@@ -126,7 +126,7 @@ pub struct AgeBucket {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TraceReport {
     /// "bpf" (counted in the kernel) or "perf" (samples).
-    pub tracer: &'static str,
+    pub tracer: Tracer,
     /// Why BPF was not used, when perf traced instead.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tracer_note: Option<String>,
@@ -378,7 +378,7 @@ pub(crate) fn report(
         age_histogram[bucket].pages += a.bytes / page_size;
     }
     TraceReport {
-        tracer: "perf",
+        tracer: Tracer::Perf,
         tracer_note: None,
         stacks_sampled_every: 1,
         estimated: Vec::new(),

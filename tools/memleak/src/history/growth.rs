@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use super::file::{History, Sample};
-use crate::check::fit;
+use crate::fit::fit;
 
 /// Samples a series needs before it can be called growing.
 pub const MIN_SAMPLES: usize = 4;

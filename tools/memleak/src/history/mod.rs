@@ -5,12 +5,14 @@
 
 pub mod file;
 pub mod growth;
+pub mod metrics;
+pub mod plot;
 
 use std::path::Path;
 
 use sysak_kernel::procfs::ProcFs;
 
-use crate::check::Usage;
+use crate::check::usage::Usage;
 pub use file::{Sample, DEFAULT_PATH};
 pub use growth::HistoryReport;
 

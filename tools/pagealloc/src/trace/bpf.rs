@@ -12,6 +12,7 @@
 use std::path::Path;
 
 use sysak_cli::progress::Bar;
+use sysak_cli::tracer::Tracer;
 use sysak_kernel::layout::KernelTypes;
 use sysak_kernel::symbols::Kallsyms;
 use sysak_kernel::trace::bpf_outstanding::{OutstandingTracer, StackPolicy};
@@ -93,7 +94,7 @@ pub(super) fn run(options: &TraceOptions, label: &str) -> anyhow::Result<Result<
     }
     let by_site = sampled.as_ref().unwrap_or(&outstanding);
     let mut r = report(&totals, &outstanding, by_site, &stacks, &symbols, &outcome, options, page_size);
-    r.tracer = "bpf";
+    r.tracer = Tracer::Bpf;
     r.outstanding_traced = options.outstanding;
     r.stacks_sampled_every = every;
     if every > 1 {

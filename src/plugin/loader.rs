@@ -19,7 +19,7 @@ use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 use sysak_plugin::abi::{self, SysakHost, SysakPlugin};
 
 use super::trust::{self, TrustError};
-use crate::output::Format;
+use sysak_cli::output::Format;
 
 /// Why a plugin could not be loaded.
 #[derive(Debug)]
@@ -134,10 +134,6 @@ impl LoadedPlugin {
     /// Category for `sysak list`.
     pub fn category(&self) -> &str {
         &self.category
-    }
-    /// The `.so` file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
     /// Listed only by `sysak list --all`.
     pub fn experimental(&self) -> bool {

@@ -1,5 +1,13 @@
 //! Running a trace window and turning the outstanding set into a report.
 
+pub mod counters;
+pub mod page;
+pub mod slab;
+pub mod slab_bpf;
+pub mod verdict;
+pub mod vmalloc;
+pub mod vmap;
+
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -12,23 +20,21 @@ use sysak_kernel::trace::followed::AddressSample;
 use sysak_kernel::trace::Tracefs;
 
 use crate::check::Kind;
-use crate::explain::{self, Explainer};
-use crate::growth::{self, Growth};
 use crate::options::Options;
-use crate::page;
 use crate::report::{CallSite, Scan, StockReport, TraceReport};
+use crate::scan::explain::{self, Explainer};
+use crate::scan::stock::{self, Stock};
 use crate::scan::{self, Presence, Scanner};
-use crate::slab::{self, SlabTarget, SlabTracer};
-use crate::slab_bpf;
-use crate::stock::{self, Stock};
-use crate::verdict::{self, Evidence, ScanFacts, WindowFacts};
-use crate::vmalloc;
-use crate::vmap::VmapTracer;
+use counters::Growth;
+use slab::{SlabTarget, SlabTracer};
 use sysak_cli::progress::Bar;
+use sysak_cli::tracer::Tracer;
 use sysak_kernel::trace::in_kernel;
 use sysak_kernel::trace::outstanding::{CallSiteTotal, Outstanding, Stacks};
 use sysak_kernel::trace::page_events::{PageFilter, PageTracer};
 use sysak_kernel::trace::window::{self, Progress as _};
+use verdict::{Evidence, ScanFacts, WindowFacts};
+use vmap::VmapTracer;
 
 /// Distinct stacks kept with -s.
 const MAX_STACKS: usize = 65_536;
@@ -39,7 +45,7 @@ const VMALLOC_NOISE_BYTES: u64 = 1 << 20;
 /// How a window was traced, and what may have made it incomplete.
 struct Traced {
     outcome: window::WindowOutcome,
-    tracer: &'static str,
+    tracer: Tracer,
     tracer_note: Option<String>,
     lost_events: Option<u64>,
     untracked: u64,
@@ -52,7 +58,7 @@ impl Traced {
     fn in_kernel(run: in_kernel::InKernelRun) -> Traced {
         Traced {
             outcome: run.outcome,
-            tracer: "bpf",
+            tracer: Tracer::Bpf,
             tracer_note: None,
             lost_events: run.stats.recursion_misses,
             untracked: run.stats.insert_failures,
@@ -62,7 +68,7 @@ impl Traced {
 }
 
 /// `-t slab`.
-pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
+pub fn slab_window(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
     let mut target = slab::choose_target(procfs, options.cache.as_deref())?;
     if let (SlabTarget::Cache { reason, .. }, Some(why)) = (&mut target, &options.cache_reason) {
         reason.clone_from(why);
@@ -87,7 +93,7 @@ pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
     let mut stacks = Stacks::new(MAX_STACKS);
     let label = format!("sysak memleak: slab {}", target.name());
     let in_kernel = in_kernel_tracer(options, &target, scanner.as_ref().ok(), stock.as_ref().ok());
-    let growth = growth::slab_probe(procfs, &target);
+    let growth = counters::slab_probe(procfs, &target);
     let traced = match in_kernel {
         Ok((tracer, sample)) => {
             if let (Ok(stock), Some(sample)) = (&mut stock, sample) {
@@ -141,7 +147,7 @@ pub fn slab(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
     Ok(report)
 }
 
-/// Scan the cache `name` and take its stock (see [`crate::stock`]).
+/// Scan the cache `name` and take its stock (see [`crate::scan::stock`]).
 fn take_stock(scanner: &mut Scanner, name: &str, options: &Options) -> Result<Stock, String> {
     scanner.refresh_pages(&ProcFs::default())?;
     let cache = scanner.cache(name)?.clone();
@@ -200,11 +206,11 @@ fn trace_slab_with_perf(
         window::Event::Drained(before) => outstanding.retire(before),
     })?;
     let lost_events = tracer.stats().lost;
-    Ok(Traced { outcome, tracer: "perf", tracer_note: None, lost_events: Some(lost_events), untracked: 0, dropped_stacks: 0 })
+    Ok(Traced { outcome, tracer: Tracer::Perf, tracer_note: None, lost_events: Some(lost_events), untracked: 0, dropped_stacks: 0 })
 }
 
 /// `-t page`.
-pub fn page(options: &Options) -> anyhow::Result<TraceReport> {
+pub fn page_window(options: &Options) -> anyhow::Result<TraceReport> {
     let symbols = Kallsyms::load(Path::new("/proc"))?;
     let page_size = crate::check::page_size();
     let mut outstanding = Outstanding::new(options.max_tracked);
@@ -218,7 +224,7 @@ pub fn page(options: &Options) -> anyhow::Result<TraceReport> {
         .and_then(|(allocs, frees)| {
             in_kernel::load(&allocs, &frees, options.max_tracked, StackPolicy::Every, None).map_err(|e| e.to_string())
         });
-    let growth = growth::page_probe();
+    let growth = counters::page_probe();
     let traced = match in_kernel {
         Ok(tracer) => {
             let run = in_kernel::run(tracer, options.window, &Bar::new(label, "tracing"), &mut outstanding, &mut stacks)?;
@@ -261,7 +267,7 @@ fn trace_pages_with_perf(
         window::Event::Sample(sample) => page::apply(decoder, sample, symbols, page_size, outstanding, keep_stacks.then_some(&mut *stacks)),
         window::Event::Drained(before) => outstanding.retire(before),
     })?;
-    Ok(Traced { outcome, tracer: "perf", tracer_note: None, lost_events: Some(tracer.stats().lost), untracked: 0, dropped_stacks: 0 })
+    Ok(Traced { outcome, tracer: Tracer::Perf, tracer_note: None, lost_events: Some(tracer.stats().lost), untracked: 0, dropped_stacks: 0 })
 }
 
 /// What the scan found, and the marks it put on outstanding allocations.
@@ -370,7 +376,7 @@ fn callsites(
 
 /// `-t vmalloc`: /proc/vmallocinfo at both ends of the window; during it,
 /// the vmap tracepoints with callchains where the kernel has them.
-pub fn vmalloc(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
+pub fn vmalloc_window(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport> {
     let page_size = crate::check::page_size();
     let before = vmalloc::snapshot(procfs, page_size)?;
     let traced = match Tracefs::open() {
@@ -390,7 +396,7 @@ pub fn vmalloc(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport
             vmalloc::report(&before, &vmalloc::snapshot(procfs, page_size)?, options.top, VMALLOC_NOISE_BYTES);
         report.window_s = start.elapsed().as_secs_f64();
         report.interrupted = sysak_kernel::signal::interrupted();
-        judge(&mut report, &sites, Some(&growth));
+        fill_verdict(&mut report, &sites, Some(&growth));
         return Ok(report);
     };
     let symbols = Kallsyms::load(Path::new("/proc"))?;
@@ -404,7 +410,7 @@ pub fn vmalloc(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport
     })?;
     let lost_events = tracer.stats().lost;
     let (mut report, sites, growth) = vmalloc::report(&before, &vmalloc::snapshot(procfs, page_size)?, options.top, VMALLOC_NOISE_BYTES);
-    report.tracer = "vmallocinfo+perf".into();
+    report.tracer = Tracer::VmallocinfoPerf;
     report.window_s = outcome.elapsed_s;
     report.free_only_s = outcome.free_only_s;
     report.interrupted = outcome.interrupted;
@@ -412,7 +418,7 @@ pub fn vmalloc(procfs: &ProcFs, options: &Options) -> anyhow::Result<TraceReport
     report.untracked_allocations = outstanding.overflow;
     report.dropped_stacks = stacks.dropped;
     report.traced_callsites = callsites(&outstanding.by_call_site(), &stacks, &symbols, outcome.end_ns, options.top, 1, None);
-    judge(&mut report, &sites, Some(&growth));
+    fill_verdict(&mut report, &sites, Some(&growth));
     Ok(report)
 }
 
@@ -430,7 +436,7 @@ fn scan_facts(scan: &Scan) -> Option<ScanFacts> {
 }
 
 /// Fill in the verdict and the growth figures of `report`.
-pub fn judge(report: &mut TraceReport, sites: &[verdict::Site], growth: Option<&Growth>) {
+pub fn fill_verdict(report: &mut TraceReport, sites: &[verdict::Site], growth: Option<&Growth>) {
     let evidence = Evidence {
         kind: report.kind,
         sites,
@@ -486,7 +492,7 @@ fn build_report(
         .collect();
     let mut report = TraceReport {
         tracer_note: traced.tracer_note.clone(),
-        stacks_note: (traced.tracer == "bpf" && options.stacks).then(|| {
+        stacks_note: (traced.tracer == Tracer::Bpf && options.stacks).then(|| {
             format!(
                 "stacks are sampled: the first {} allocations of each call site are unwound, later ones carry the newest of those stacks",
                 slab_bpf::STACKS_PER_CALL_SITE
@@ -511,6 +517,6 @@ fn build_report(
         stock: marked.stock,
         ..TraceReport::new(kind, traced.tracer)
     };
-    judge(&mut report, &verdict_sites, growth);
+    fill_verdict(&mut report, &verdict_sites, growth);
     report
 }

@@ -20,7 +20,7 @@ use serde::Serialize;
 use sysak_kernel::procfs::VmallocArea;
 use sysak_kernel::symbols::Kallsyms;
 
-use crate::scan::Scanner;
+use sysak_kernel::slab::KmemCache;
 
 /// Slab pointers followed per object, so two hops stay bounded.
 const MAX_FOLLOWED: usize = 8;
@@ -107,17 +107,27 @@ fn poison(value: u64) -> Option<&'static str> {
     })
 }
 
-/// What explains words: the scanner's view of kernel memory, symbols and
-/// the vmalloc areas.
+/// What the explainer reads of kernel memory (the scanner provides it).
+pub trait KernelView {
+    /// The slab object holding `address`: its cache and the object's start.
+    fn slab_object(&self, address: u64) -> Option<(&KmemCache, u64)>;
+    /// Read kernel memory; false when it cannot be read.
+    fn read(&self, address: u64, buf: &mut [u8]) -> bool;
+    /// The page frame whose struct page holds `address` (in vmemmap).
+    fn page_frame(&self, address: u64) -> Option<u64>;
+}
+
+/// What explains words: a view of kernel memory, symbols and the vmalloc
+/// areas.
 pub struct Explainer<'a> {
-    scanner: &'a Scanner,
+    scanner: &'a dyn KernelView,
     symbols: &'a Kallsyms,
     vmalloc: Vec<VmallocArea>,
 }
 
 impl<'a> Explainer<'a> {
     /// `vmalloc`: /proc/vmallocinfo's areas (empty offline).
-    pub fn new(scanner: &'a Scanner, symbols: &'a Kallsyms, mut vmalloc: Vec<VmallocArea>) -> Explainer<'a> {
+    pub fn new(scanner: &'a dyn KernelView, symbols: &'a Kallsyms, mut vmalloc: Vec<VmallocArea>) -> Explainer<'a> {
         vmalloc.sort_by_key(|a| a.start);
         Explainer { scanner, symbols, vmalloc }
     }
@@ -196,7 +206,7 @@ pub struct TypeCandidate {
 /// kmem_cache_create(…, sizeof(struct …)) make it so). kmalloc caches hold
 /// any type: none. Absent when unsure.
 pub fn type_candidates(types: &sysak_kernel::layout::KernelTypes, cache: &str, object_size: u64) -> Vec<TypeCandidate> {
-    if crate::slab::is_kmalloc_family(cache) {
+    if sysak_kernel::slab::names::is_kmalloc_family(cache) {
         return Vec::new();
     }
     let name = cache.replace('-', "_");

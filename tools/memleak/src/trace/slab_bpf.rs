@@ -3,7 +3,7 @@
 //! user space.
 //!
 //! Probes, with argument positions checked against BTF:
-//! - caches fed by kmalloc ([`crate::slab::Feed`]): raw tracepoint `kmalloc`
+//! - caches fed by kmalloc ([`crate::trace::slab::Feed`]): raw tracepoint `kmalloc`
 //!   (and `kmalloc_node` before 6.1), args `(call_site, ptr, bytes_req,
 //!   bytes_alloc, …)`, filtered on `bytes_alloc == <object size>` as the
 //!   perf tracer does;
@@ -19,7 +19,7 @@
 use sysak_kernel::layout::{ArgType, KernelTypes};
 use sysak_kernel::trace::bpf_outstanding::{AllocProbe, Bytes, FreeProbe};
 
-use crate::slab::{Feed, SlabTarget};
+use crate::trace::slab::{Feed, SlabTarget};
 
 /// With -s, stacks unwound per call site; later allocations there carry
 /// the newest of them (the unwind costs ~1.8 µs; see the report's note).

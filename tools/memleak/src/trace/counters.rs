@@ -26,7 +26,7 @@ use std::time::Duration;
 use sysak_kernel::procfs::ProcFs;
 
 use crate::check::Usage;
-use crate::slab::SlabTarget;
+use crate::trace::slab::SlabTarget;
 
 /// One reading of the counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +75,7 @@ impl Growth {
             _ => None,
         };
         let points: Vec<(f64, f64)> = readings.iter().map(|(t, r)| (*t, r.bytes as f64)).collect();
-        let steadiness = (readings.len() >= 3).then(|| crate::check::fit(&points).1);
+        let steadiness = (readings.len() >= 3).then(|| crate::fit::fit(&points).1);
         Some(Growth { source, samples: readings.len(), objects, bytes: last.bytes as i64 - first.bytes as i64, noise_bytes, steadiness })
     }
 }

@@ -3,16 +3,16 @@
 //! printed by the kernel itself, `[module]` included). Only areas backed by
 //! vmalloc pages count (`pages=` with the `vmalloc` flag): ioremap, vmap
 //! and percpu chunks are not memory vmalloc() allocated. Where the kernel
-//! has vmap tracepoints, [`crate::vmap`] adds call sites with stacks.
+//! has vmap tracepoints, [`crate::trace::vmap`] adds call sites with stacks.
 
 use std::collections::HashMap;
 
 use sysak_kernel::procfs::{ProcFs, VmallocArea};
 
 use crate::check::Kind;
-use crate::growth::{Growth, Reading};
 use crate::report::{CallSite, Scan, TraceReport};
-use crate::verdict::Site;
+use crate::trace::counters::{Growth, Reading};
+use crate::trace::verdict::Site;
 
 /// vmalloc areas and bytes of one caller.
 #[derive(Debug, Default, Clone, Copy)]
@@ -60,7 +60,7 @@ pub fn snapshot(procfs: &ProcFs, page_size: u64) -> anyhow::Result<HashMap<Strin
 }
 
 /// The report for a window between two snapshots: callers by growth. The
-/// caller fills in the window's figures, then [`crate::trace::judge`]s it
+/// caller fills in the window's figures, then [`crate::trace::fill_verdict`] judges it
 /// with the sites and growth returned here.
 pub fn report(
     before: &HashMap<String, CallerTotal>,
@@ -87,7 +87,7 @@ pub fn report(
         callsites_total: sites.len(),
         callsites: sites.into_iter().take(top).collect(),
         scan: Scan { unavailable: Some("the similarity scan applies to slab objects, not vmalloc areas".into()), ..Scan::default() },
-        ..TraceReport::new(Kind::Vmalloc, "vmallocinfo")
+        ..TraceReport::new(Kind::Vmalloc, sysak_cli::tracer::Tracer::Vmallocinfo)
     };
     (report, verdict_sites, growth)
 }

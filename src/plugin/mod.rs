@@ -18,7 +18,7 @@ pub mod trust;
 
 use std::path::{Path, PathBuf};
 
-use crate::config::PluginConfig;
+use sysak_cli::config::PluginConfig;
 
 pub use loader::{LoadError, LoadedPlugin};
 

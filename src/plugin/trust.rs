@@ -30,7 +30,7 @@ impl std::error::Error for TrustError {}
 
 /// Check `file` and its parent directory when running as root.
 pub fn check(file: &Path) -> Result<(), TrustError> {
-    if !crate::tool::is_root() {
+    if !sysak_cli::tool::is_root() {
         return Ok(());
     }
     check_owner_and_mode(file, "file")?;

@@ -1,10 +1,10 @@
 //! The verdict of a trace: is there a leak, at which call site, how sure.
 //!
-//! Outstanding is not leaked. With a stock ([`crate::stock`]: the members
+//! Outstanding is not leaked. With a stock ([`crate::scan::stock`]: the members
 //! of the cache's largest cluster of alike objects at the window's start,
 //! followed to its end), the verdict is drawn on it: births (the window's
 //! outstanding allocations like the stock) against its deaths, by the test
-//! of [`crate::rates`]. Births beyond deaths are a leak, named at the call
+//! of [`crate::scan::rates`]. Births beyond deaths are a leak, named at the call
 //! site with the most births; deaths keeping pace are turnover. The cache's
 //! growth is shown but decides nothing then: its other users add and free
 //! objects at will.
@@ -17,7 +17,7 @@
 //!    scan's largest cluster) or, without marks, the most outstanding bytes
 //!    (for vmalloc: the caller that grew most);
 //! 2. growth: what the kernel's own counter grew by over the window (see
-//!    [`crate::growth`]). At or below its noise there is no leak, however
+//!    [`crate::trace::counters`]). At or below its noise there is no leak, however
 //!    much is outstanding: long-lived objects replaced at the same rate
 //!    stay outstanding past any window while the cache stays flat —
 //!    turnover. Above it, the growth must cover at least a quarter of the
@@ -33,9 +33,9 @@ use serde::Serialize;
 use sysak_cli::output::human_bytes;
 
 use crate::check::Kind;
-use crate::growth::Growth;
-use crate::rates::{ALPHA, STRONG};
 use crate::report::{Confidence, StockReport};
+use crate::scan::rates::{ALPHA, STRONG};
+use crate::trace::counters::Growth;
 
 /// Growth must cover at least this share of the candidate's outstanding
 /// bytes for a leak to be judged.
@@ -627,8 +627,8 @@ mod tests {
     /// A stock of `members` followed every one, with `deaths` among them
     /// (1 in `every` traced), over a 60 s window with 48 s of allocations.
     fn stock(members: u64, births: u64, deaths: u64, every: u64) -> StockReport {
-        let counts = crate::rates::Counts { births, alloc_s: 48.0, deaths, deaths_s: 60.0, every };
-        let reread = crate::rates::Counts { every: 1, deaths: 0, ..counts };
+        let counts = crate::scan::rates::Counts { births, alloc_s: 48.0, deaths, deaths_s: 60.0, every };
+        let reread = crate::scan::rates::Counts { every: 1, deaths: 0, ..counts };
         StockReport {
             members,
             followed: members,

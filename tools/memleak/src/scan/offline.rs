@@ -10,9 +10,9 @@ use sysak_kernel::symbols::Kallsyms;
 
 use crate::census::{self, Census};
 use crate::check::Kind;
-use crate::explain::{self, Explainer};
 use crate::options::Options;
 use crate::report::{Scan, TraceReport};
+use crate::scan::explain::{self, Explainer};
 use crate::scan::{self, Scanner};
 
 /// Analyse `vmcore` with the dumped kernel's `kallsyms` and BTF; with
@@ -45,7 +45,7 @@ pub fn run(options: &Options, vmcore: &Path, kallsyms: &Path) -> anyhow::Result<
         ),
         lost_events: None,
         summary: "no leak judged: one memory dump shows no growth; the largest cluster below is evidence to read, not a verdict".into(),
-        ..TraceReport::new(Kind::Slab, "none")
+        ..TraceReport::new(Kind::Slab, sysak_cli::tracer::Tracer::NotTraced)
     };
     Ok((report, census))
 }

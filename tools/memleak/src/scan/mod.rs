@@ -6,6 +6,11 @@
 //! cluster's representative; the call site with the most marks is the leak
 //! function.
 
+pub mod explain;
+pub mod offline;
+pub mod rates;
+pub mod stock;
+
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -18,8 +23,8 @@ use sysak_kernel::similarity::{distinct_largest, ClusterSketch, ExactCount, Excl
 use sysak_kernel::slab::{caches, lookup, walk, KmemCache, WalkStats};
 use sysak_kernel::symbols::Kallsyms;
 
-use crate::explain::Explainer;
 use crate::report::{ClusterSummary, Scan};
+use explain::{Explainer, KernelView};
 use sysak_kernel::trace::outstanding::Outstanding;
 
 /// Objects scanned at most per pass: bounds CPU time on huge caches.
@@ -284,25 +289,6 @@ impl Scanner {
         walk::objects_by_cache(self.mem.as_ref(), &self.layout, &self.addrs, &self.pfns)
     }
 
-    /// The slab object holding `address`: its cache and start.
-    pub fn slab_object(&self, address: u64) -> Option<(&KmemCache, u64)> {
-        let (cache_address, slab) = lookup::slab_of(self.mem.as_ref(), &self.layout, &self.addrs, address)?;
-        let cache = self.caches.iter().find(|c| c.address == cache_address)?;
-        Some((cache, lookup::object_start(cache, slab, address)?))
-    }
-
-    /// The page frame whose struct page holds `address` (in vmemmap).
-    pub fn page_frame(&self, address: u64) -> Option<u64> {
-        let offset = address.checked_sub(self.addrs.vmemmap)?;
-        let pfn = offset / self.layout.page_struct_size as u64;
-        (pfn < 1 << 34).then_some(pfn)
-    }
-
-    /// Read kernel memory; false when it cannot be read.
-    pub fn read(&self, address: u64, buf: &mut [u8]) -> bool {
-        self.mem.read(address, buf).is_ok()
-    }
-
     /// Marks per call site: outstanding allocations whose current contents
     /// are similar to `representative`. Also returns how many could not be
     /// read.
@@ -318,6 +304,24 @@ impl Scanner {
             }
         }
         (marks, unreadable)
+    }
+}
+
+impl KernelView for Scanner {
+    fn slab_object(&self, address: u64) -> Option<(&KmemCache, u64)> {
+        let (cache_address, slab) = lookup::slab_of(self.mem.as_ref(), &self.layout, &self.addrs, address)?;
+        let cache = self.caches.iter().find(|c| c.address == cache_address)?;
+        Some((cache, lookup::object_start(cache, slab, address)?))
+    }
+
+    fn read(&self, address: u64, buf: &mut [u8]) -> bool {
+        self.mem.read(address, buf).is_ok()
+    }
+
+    fn page_frame(&self, address: u64) -> Option<u64> {
+        let offset = address.checked_sub(self.addrs.vmemmap)?;
+        let pfn = offset / self.layout.page_struct_size as u64;
+        (pfn < 1 << 34).then_some(pfn)
     }
 }
 

@@ -1,13 +1,17 @@
 //! The trace report (`-t slab|page|vmalloc`): outstanding allocations by
-//! call site, plus what could make the answer wrong. JSON per docs/design.md:
+//! call site, plus what could make the answer wrong; plain data the modes
+//! fill, rendered as a table ([`render`]) or by serde as JSON. JSON per docs/design.md:
 //! sizes in bytes, addresses as "0x…" strings, functions as
 //! "name+0xoff/0xsize" with " [module]" for module code.
 
+pub mod render;
+
 use serde::Serialize;
+use sysak_cli::tracer::Tracer;
 
 use crate::check::Kind;
-use crate::explain::{TypeCandidate, Word};
-use crate::rates::Counts;
+use crate::scan::explain::{TypeCandidate, Word};
+use crate::scan::rates::Counts;
 
 /// One call site with allocations still outstanding at the window's end.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -60,7 +64,7 @@ pub struct Scan {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dump: Vec<String>,
     /// Every word of the representative that means something (see
-    /// [`crate::explain`]); no object bytes.
+    /// [`crate::scan::explain`]); no object bytes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub words: Vec<Word>,
     /// Slabs owned by a CPU when read: their per-CPU free objects were
@@ -122,7 +126,7 @@ pub struct TraceReport {
     pub cache_note: Option<String>,
     /// How allocations were traced: "bpf" (the outstanding set kept in the
     /// kernel), "perf" (samples with in-kernel filters) or "vmallocinfo".
-    pub tracer: String,
+    pub tracer: Tracer,
     /// Why the BPF tracer was not used, when perf traced instead.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tracer_note: Option<String>,
@@ -161,7 +165,7 @@ pub struct TraceReport {
     /// `-t page`: outstanding pages left out because their call site backs
     /// slab, vmalloc or page tables (accounted in other meminfo lines).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub excluded_backing_pages: Option<crate::page::BackingPages>,
+    pub excluded_backing_pages: Option<crate::trace::page::BackingPages>,
     /// Net growth over the window in objects, from the kernel's own count
     /// (one slab cache only; null otherwise or when not measured).
     pub growth_objects: Option<i64>,
@@ -196,7 +200,7 @@ pub struct TraceReport {
     pub leak: bool,
     /// The verdict in one sentence ("leak: …", "no leak: …").
     pub summary: String,
-    /// The leaking call site (see [`crate::verdict`]); null when no leak
+    /// The leaking call site (see [`crate::trace::verdict`]); null when no leak
     /// is judged.
     pub leak_function: Option<String>,
     /// Why `leak_function` is null.
@@ -209,13 +213,13 @@ pub struct TraceReport {
 
 impl TraceReport {
     /// An empty report of `kind` by `tracer`; callers fill in what they know.
-    pub fn new(kind: Kind, tracer: &str) -> TraceReport {
+    pub fn new(kind: Kind, tracer: Tracer) -> TraceReport {
         TraceReport {
             kind,
             cache: None,
             cache_reason: None,
             cache_note: None,
-            tracer: tracer.into(),
+            tracer,
             tracer_note: None,
             stacks_note: None,
             window_s: 0.0,
@@ -249,7 +253,7 @@ impl TraceReport {
 
 /// The stock: the members of the largest cluster at the window's start,
 /// followed to its end, and the window's allocations that joined it (see
-/// [`crate::stock`] and [`crate::rates`]).
+/// [`crate::scan::stock`] and [`crate::scan::rates`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct StockReport {
     /// Why there is no stock evidence; the other fields are then empty.
@@ -302,7 +306,7 @@ pub struct StockReport {
 }
 
 /// How sure `leak_function` is, from the figures behind it (see
-/// [`crate::verdict`]).
+/// [`crate::trace::verdict`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Confidence {
     /// "high", "medium" or "low".

@@ -20,7 +20,7 @@
 //!    times than the member it replaced.
 //!
 //! Births are the window's outstanding allocations like the stock's
-//! representative; [`crate::rates`] weighs them against the deaths.
+//! representative; [`crate::scan::rates`] weighs them against the deaths.
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -29,8 +29,8 @@ use sysak_kernel::similarity::Representative;
 use sysak_kernel::slab::KmemCache;
 use sysak_kernel::trace::followed::AddressSample;
 
-use crate::rates::{Counts, ALPHA};
 use crate::report::StockReport;
+use crate::scan::rates::{Counts, ALPHA};
 use crate::scan::{Place, Presence, Scanner};
 
 /// Members re-read at the end at most: 8 bytes each in memory, and one
