@@ -9,7 +9,7 @@ use std::path::Path;
 use sysak_kernel::layout::KernelTypes;
 use sysak_kernel::symbols::Kallsyms;
 use sysak_kernel::trace::bpf_tally::PageTally;
-use sysak_kernel::trace::page_probes::tally_probes;
+use sysak_kernel::trace::page::probes::tally_probes;
 
 /// Write and read back `rounds` × 64 KiB through a pipe: 16 page
 /// allocations and frees a round.

@@ -24,7 +24,7 @@ use crate::bpf::sys::{MapType, ProgramType};
 use crate::bpf::{BpfError, Map, Program};
 
 use super::bpf_stacks::{StackTable, MAX_DISTINCT_STACKS, RESULT_AT, STACK_LOST};
-use super::page_probes::{FreeTracepoint, PageAllocArgs};
+use super::page::probes::{FreeTracepoint, PageAllocArgs};
 
 /// Distinct (order, migratetype, gfp) keys held.
 const MAX_KEYS: u32 = 16_384;

@@ -22,8 +22,8 @@ use sysak_kernel::procfs::{AllocSite, ProcFs, VmallocArea};
 use sysak_kernel::symbols::Kallsyms;
 
 use crate::check::{Explained, Usage};
-use crate::report::ClusterSummary;
-use crate::scan::explain::{self, Explainer, TypeCandidate};
+use crate::report::{ClusterSummary, TypeCandidate};
+use crate::scan::explain::{self, Explainer};
 use crate::scan::{self, Presence, ScanOptions, Scanner};
 
 /// Caches a census scans unless told otherwise (`--census-caches`).

@@ -1,6 +1,6 @@
 //! The tracing modes: page allocations and frees over a window, every
 //! migratetype, through the page tracepoints memleak uses too
-//! ([`sysak_kernel::trace::page_events`]).
+//! ([`sysak_kernel::trace::page::events`]).
 //!
 //! Everything is bounded: call sites and stacks are capped and what does
 //! not fit is counted; outstanding pages are capped like memleak's.
@@ -15,7 +15,7 @@ use sysak_cli::progress::Bar;
 use sysak_cli::tracer::{Tracer, TracerChoice};
 use sysak_kernel::symbols::Kallsyms;
 use sysak_kernel::trace::outstanding::{Allocation, Outstanding, Stacks};
-use sysak_kernel::trace::page_events::{PageEvent, PageFilter, PageTracer};
+use sysak_kernel::trace::page::events::{PageEvent, PageFilter, PageTracer};
 use sysak_kernel::trace::window::{self, Window};
 use sysak_kernel::trace::Tracefs;
 

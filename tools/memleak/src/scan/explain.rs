@@ -16,83 +16,17 @@
 //! carry no object bytes, so they are safe in fleet output (`--dump` adds
 //! the raw bytes).
 
-use serde::Serialize;
 use sysak_kernel::procfs::VmallocArea;
 use sysak_kernel::symbols::Kallsyms;
 
 use sysak_kernel::slab::KmemCache;
 
+use crate::report::{TypeCandidate, Word};
+
 /// Slab pointers followed per object, so two hops stay bounded.
 const MAX_FOLLOWED: usize = 8;
 /// Kernel addresses start here on x86_64 (4- and 5-level paging).
 const KERNEL_SPACE: u64 = 0xff00_0000_0000_0000;
-
-/// One explained word.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Word {
-    /// Byte offset in the object.
-    pub offset: usize,
-    /// The word, "0x…".
-    pub value: String,
-    /// symbol, slab_object, vmalloc, page, poison, self or kernel.
-    pub kind: &'static str,
-    /// `name+0x…/0x… [mod]` (symbol).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub symbol: Option<String>,
-    /// The pointee's cache (slab_object).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cache: Option<String>,
-    /// The pointee object's start, "0x…" (slab_object).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub object: Option<String>,
-    /// Offset pointed at inside the pointee (slab_object, self).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub object_offset: Option<u64>,
-    /// vmalloc caller (vmalloc).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub caller: Option<String>,
-    /// Poison name, or the page frame (poison, page).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// The pointee's own words (slab_object, two hops at most).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub points_to: Vec<Word>,
-}
-
-impl Word {
-    fn new(offset: usize, value: u64, kind: &'static str) -> Word {
-        Word {
-            offset,
-            value: format!("{value:#x}"),
-            kind,
-            symbol: None,
-            cache: None,
-            object: None,
-            object_offset: None,
-            caller: None,
-            name: None,
-            points_to: Vec::new(),
-        }
-    }
-
-    /// One line for the table: `+0x10 slab_object kmalloc-32 0x…+0x8`.
-    pub fn describe(&self) -> String {
-        let what = match self.kind {
-            "symbol" => self.symbol.clone().unwrap_or_default(),
-            "slab_object" => format!(
-                "{} object {}+{:#x}",
-                self.cache.as_deref().unwrap_or("?"),
-                self.object.as_deref().unwrap_or("?"),
-                self.object_offset.unwrap_or(0)
-            ),
-            "self" => format!("this object +{:#x}", self.object_offset.unwrap_or(0)),
-            "vmalloc" => format!("vmalloc area of {}", self.caller.as_deref().unwrap_or("?")),
-            "poison" | "page" => self.name.clone().unwrap_or_default(),
-            _ => "kernel memory".into(),
-        };
-        format!("+{:#05x} {:<11} {what}", self.offset, self.kind)
-    }
-}
 
 /// Poison values of include/linux/poison.h on x86_64.
 fn poison(value: u64) -> Option<&'static str> {
@@ -184,17 +118,6 @@ impl<'a> Explainer<'a> {
         }
         Some(Word::new(offset, value, "kernel"))
     }
-}
-
-/// A BTF type the objects of a cache may be: labelled a candidate, with
-/// the evidence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TypeCandidate {
-    /// `struct NAME`.
-    #[serde(rename = "type")]
-    pub type_name: String,
-    /// Why it is a candidate.
-    pub evidence: String,
 }
 
 /// Candidates for the type of a dedicated cache's objects, from vmlinux

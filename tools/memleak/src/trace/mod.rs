@@ -31,7 +31,7 @@ use sysak_cli::progress::Bar;
 use sysak_cli::tracer::Tracer;
 use sysak_kernel::trace::in_kernel;
 use sysak_kernel::trace::outstanding::{CallSiteTotal, Outstanding, Stacks};
-use sysak_kernel::trace::page_events::{PageFilter, PageTracer};
+use sysak_kernel::trace::page::events::{PageFilter, PageTracer};
 use sysak_kernel::trace::window::{self, Progress as _};
 use verdict::{Evidence, ScanFacts, WindowFacts};
 use vmap::VmapTracer;

@@ -1,6 +1,6 @@
 //! `-t page`: outstanding page allocations by call site. Traced in the
 //! kernel where BPF can ([`bpf_probes`]), else with perf through
-//! [`sysak_kernel::trace::page_events`] (the decoder pagealloc uses too),
+//! [`sysak_kernel::trace::page::events`] (the decoder pagealloc uses too),
 //! movable and reclaimable migratetypes filtered out in the kernel. Pages
 //! are keyed by PFN; the call site is the first frame outside the page
 //! allocator.
@@ -10,7 +10,7 @@ use sysak_kernel::symbols::Kallsyms;
 use sysak_kernel::trace::bpf_outstanding::{AllocProbe, FreeProbe};
 use sysak_kernel::trace::callsite::{CallSiteFinder, PAGE_ALLOCATOR};
 use sysak_kernel::trace::outstanding::{Allocation, Outstanding, Stacks};
-use sysak_kernel::trace::page_events::{PageDecoder, PageEvent};
+use sysak_kernel::trace::page::events::{PageDecoder, PageEvent};
 use sysak_kernel::trace::Sample;
 
 /// Apply one perf sample of the page tracepoints to the outstanding set.
@@ -38,7 +38,7 @@ pub fn apply(
 /// traced allocation's stack is unwound and the call site is found in it
 /// afterwards.
 pub fn bpf_probes(types: &KernelTypes, page_size: u64) -> Result<(Vec<AllocProbe>, Vec<FreeProbe>), String> {
-    sysak_kernel::trace::page_probes::outstanding_probes(types, page_size, &[1, 2])
+    sysak_kernel::trace::page::probes::outstanding_probes(types, page_size, &[1, 2])
 }
 
 /// Pages whose call site puts them in another meminfo line: slab pages

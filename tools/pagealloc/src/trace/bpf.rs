@@ -20,7 +20,7 @@ use sysak_kernel::trace::bpf_tally::{PageTally, TallyRead};
 use sysak_kernel::trace::callsite::{CallSiteFinder, PAGE_ALLOCATOR};
 use sysak_kernel::trace::in_kernel;
 use sysak_kernel::trace::outstanding::{Allocation, Outstanding, Stacks};
-use sysak_kernel::trace::page_probes::{outstanding_probes, tally_probes};
+use sysak_kernel::trace::page::probes::{outstanding_probes, tally_probes};
 use sysak_kernel::trace::window;
 
 use super::{report, Totals, TraceOptions, TraceReport, MAX_GFP, MAX_STACKS};

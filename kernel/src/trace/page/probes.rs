@@ -5,8 +5,8 @@
 //! (the same from 4.x to 6.18). They carry no call site: whoever needs one
 //! unwinds the stack.
 
-use super::bpf_outstanding::{AllocProbe, Bytes, FreeProbe};
 use crate::layout::{ArgType, KernelTypes};
+use crate::trace::bpf_outstanding::{AllocProbe, Bytes, FreeProbe};
 
 /// A free tracepoint and its order's argument (None: order 0).
 pub type FreeTracepoint = (&'static str, Option<usize>);
@@ -51,13 +51,13 @@ pub struct PageAllocArgs {
     pub migratetype: usize,
 }
 
-/// For [`super::bpf_tally::PageTally`].
+/// For [`crate::trace::bpf_tally::PageTally`].
 pub fn tally_probes(types: &KernelTypes) -> Result<(PageAllocArgs, Vec<FreeTracepoint>), String> {
     check_alloc(types)?;
     Ok((PageAllocArgs { order: 1, gfp: 2, migratetype: 3 }, frees(types)?))
 }
 
-/// For [`super::bpf_outstanding::OutstandingTracer`]: pages keyed by
+/// For [`crate::trace::bpf_outstanding::OutstandingTracer`]: pages keyed by
 /// struct page, sized `page_size << order`; allocations of the
 /// migratetypes in `skip` are not traced (memleak skips movable, 1, and
 /// reclaimable, 2: they are not leaks).
