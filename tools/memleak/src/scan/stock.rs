@@ -14,10 +14,10 @@
 //!    slab, their slab gone, no longer like the representative, or with a
 //!    different [`fingerprint`] counts as a death too. That catches
 //!    `kfree_bulk()`, `kmem_cache_free_bulk()` and `kfree_rcu()` batches,
-//!    which fire no per-object free tracepoint, even when
-//!    SLUB hands the freed slot (its per-CPU freelist is last in, first out)
-//!    to a new alike object: that one carries other serials, counters or
-//!    times than the member it replaced.
+//!    which fire no per-object free tracepoint, even when SLUB hands the
+//!    freed slot (its per-CPU freelist is last in, first out) to a new alike
+//!    object: that one carries other serials, counters or times than the
+//!    member it replaced.
 //!
 //! Births are the window's outstanding allocations like the stock's
 //! representative; [`crate::scan::rates`] weighs them against the deaths.
@@ -88,13 +88,15 @@ impl Stock {
     pub fn take(scanner: &Scanner, cache: &KmemCache, percent: u32) -> Result<Stock, String> {
         let start = Instant::now();
         let (clusters, _) = scanner.largest_clusters(cache, percent, &mut Presence::default(), &mut |_, _| {});
-        let cluster =
-            clusters.into_iter().next().ok_or_else(|| format!("no two objects of {} are alike at the window's start", cache.name))?;
+        let cluster = clusters
+            .into_iter()
+            .find(|c| c.similar >= 2)
+            .ok_or_else(|| format!("no two objects of {} are alike at the window's start", cache.name))?;
         let reread = AddressSample::to_fit(cluster.similar, MAX_FOLLOWED);
         let (mut members, mut followed) = (0u64, Vec::new());
         // Members are taken from settled slabs only: a CPU's slab may show
-        // freed objects as allocated, and their slots, taken
-        // again in the window, would pass for deaths.
+        // freed objects as allocated, and their slots, taken again in the
+        // window, would pass for deaths.
         scanner.each_settled_object(cache, &mut |address, bytes| {
             if cluster.representative.matches(bytes) {
                 members += 1;
