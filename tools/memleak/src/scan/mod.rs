@@ -289,18 +289,31 @@ impl Scanner {
         walk::objects_by_cache(self.mem.as_ref(), &self.layout, &self.addrs, &self.pfns)
     }
 
-    /// Marks per call site: outstanding allocations whose current contents
-    /// are similar to `representative`. Also returns how many could not be
-    /// read.
-    pub fn mark(&self, representative: &Representative, cache: &KmemCache, outstanding: &Outstanding) -> (HashMap<u64, u64>, u64) {
-        let mut marks: HashMap<u64, u64> = HashMap::new();
+    /// Marks per call site, one map for each of `representatives` (empty
+    /// for `None`): outstanding allocations whose current contents are
+    /// similar to it. Each allocation is read once, whatever the number of
+    /// representatives. Also returns how many could not be read.
+    pub fn mark(
+        &self,
+        representatives: &[Option<&Representative>],
+        cache: &KmemCache,
+        outstanding: &Outstanding,
+    ) -> (Vec<HashMap<u64, u64>>, u64) {
+        let mut marks: Vec<HashMap<u64, u64>> = vec![HashMap::new(); representatives.len()];
+        if representatives.iter().all(Option::is_none) {
+            return (marks, 0);
+        }
         let mut unreadable = 0;
         let mut buf = vec![0u8; cache.object_size as usize];
         for (address, allocation) in outstanding.iter() {
-            match self.mem.read(address, &mut buf) {
-                Ok(()) if representative.matches(&buf) => *marks.entry(allocation.call_site).or_default() += 1,
-                Ok(()) => {}
-                Err(_) => unreadable += 1,
+            if self.mem.read(address, &mut buf).is_err() {
+                unreadable += 1;
+                continue;
+            }
+            for (representative, marks) in representatives.iter().zip(&mut marks) {
+                if representative.is_some_and(|r| r.matches(&buf)) {
+                    *marks.entry(allocation.call_site).or_default() += 1;
+                }
             }
         }
         (marks, unreadable)

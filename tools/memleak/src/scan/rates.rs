@@ -115,20 +115,24 @@ fn binomial_upper_tail(n: u64, k: u64, p: f64) -> f64 {
     }
     let (ln_p, ln_q) = (p.ln(), (1.0 - p).ln());
     // ln P(X = i) by the recurrence P(i+1)/P(i) = (n-i)/(i+1) · p/q.
-    let mut ln_term = n as f64 * ln_q;
-    for i in 0..k {
-        ln_term += ((n - i) as f64 / (i + 1) as f64).ln() + ln_p - ln_q;
-    }
-    let (mut max, mut terms) = (ln_term, vec![ln_term]);
+    let step = |ln_term: f64, i: u64| ln_term + ((n - i) as f64 / (i + 1) as f64).ln() + ln_p - ln_q;
+    let ln_first = (0..k).fold(n as f64 * ln_q, step);
+    // Sum the tail as max · Σ e^(term − max), rescaled when a larger term
+    // comes: constant memory however many terms.
+    let (mut ln_term, mut max, mut scaled_sum) = (ln_first, ln_first, 1.0f64);
     for i in k..n {
-        ln_term += ((n - i) as f64 / (i + 1) as f64).ln() + ln_p - ln_q;
-        max = max.max(ln_term);
-        terms.push(ln_term);
-        if ln_term < max - 50.0 {
-            break; // the rest adds less than e^-50 of the sum
+        ln_term = step(ln_term, i);
+        if ln_term > max {
+            scaled_sum = scaled_sum * (max - ln_term).exp() + 1.0;
+            max = ln_term;
+        } else {
+            scaled_sum += (ln_term - max).exp();
+            if ln_term < max - 50.0 {
+                break; // past the peak: the rest adds less than e^-50 of the sum
+            }
         }
     }
-    (max + terms.iter().map(|t| (t - max).exp()).sum::<f64>().ln()).exp().min(1.0)
+    (max + scaled_sum.ln()).exp().min(1.0)
 }
 
 #[cfg(test)]

@@ -53,7 +53,6 @@ pub enum Tracing {
 
 /// The stock at the window's start, followed.
 pub struct Stock {
-    cache: KmemCache,
     /// The representative member.
     pub representative: Representative,
     members: u64,
@@ -110,7 +109,6 @@ impl Stock {
         let n = followed.len();
         let (followed, fingerprints) = followed.into_iter().unzip();
         Ok(Stock {
-            cache: cache.clone(),
             representative: cluster.representative,
             members,
             followed,
@@ -124,11 +122,6 @@ impl Stock {
             taken: Instant::now(),
             reread_at: None,
         })
-    }
-
-    /// The cache the stock lives in.
-    pub fn cache(&self) -> &KmemCache {
-        &self.cache
     }
 
     /// The members a BPF free program should follow, and how they were

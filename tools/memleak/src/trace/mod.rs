@@ -324,13 +324,14 @@ fn scan_and_mark(
         Err(_) => scanner.largest_clusters(&target, options.scan.percent, &mut presence, &mut |_, _| {}),
     };
     let (dropped_as_freed, dropped_not_in_cache) = scan::drop_absent(outstanding, &mut presence);
-    let (marks, unreadable) = match clusters.first() {
-        Some(c) => scanner.mark(&c.representative, &target, outstanding),
-        None => (HashMap::new(), 0),
-    };
+    // Marks against the largest cluster now, births against the stock taken
+    // before the window: one read of each outstanding allocation for both.
+    let cluster_representative = clusters.first().map(|c| &c.representative);
+    let stock_representative = stock.as_ref().ok().map(|s| &s.representative);
+    let (mut marked, unreadable) = scanner.mark(&[cluster_representative, stock_representative], &target, outstanding);
+    let (births, marks) = (marked.pop().unwrap_or_default(), marked.pop().unwrap_or_default());
     let (births, stock) = match stock {
         Ok(stock) => {
-            let (births, _) = scanner.mark(&stock.representative, stock.cache(), outstanding);
             let report = stock.report(&mut presence, births.values().sum(), window.elapsed_s, window.free_only_s);
             (Some(births), report)
         }

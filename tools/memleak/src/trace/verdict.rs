@@ -130,6 +130,16 @@ enum Level {
 }
 
 impl Level {
+    /// The confidence in one sentence: the level, what it rests on, and
+    /// what lowered it.
+    fn sentence(self, lead: &str, reasons: &[String]) -> String {
+        if reasons.is_empty() {
+            format!("{}: {lead}", self.name())
+        } else {
+            format!("{}: {lead}; {}", self.name(), reasons.join("; "))
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Level::Low => "low",
@@ -375,8 +385,7 @@ fn stock_confidence(e: &Evidence, stock: &StockReport, site: &Site) -> Confidenc
         stock.net_per_s,
         stock.net_per_s_lower
     );
-    let summary =
-        if reasons.is_empty() { format!("{}: {lead}", level.name()) } else { format!("{}: {lead}; {}", level.name(), reasons.join("; ")) };
+    let summary = level.sentence(&lead, &reasons);
     let growth_share = e.growth.map_or(0.0, |g| (g.bytes.max(0) as f64 / site.bytes.max(1) as f64).min(1.0));
     Confidence {
         level: level.name(),
@@ -482,8 +491,7 @@ fn confidence(e: &Evidence, site: &Site, by_marks: bool, growth_share: f64) -> C
     } else {
         format!("growth covers {:.0}% of its outstanding bytes", growth_share * 100.0)
     };
-    let summary =
-        if reasons.is_empty() { format!("{}: {lead}", level.name()) } else { format!("{}: {lead}; {}", level.name(), reasons.join("; ")) };
+    let summary = level.sentence(&lead, &reasons);
     Confidence { level: level.name(), marked_share, leak_function_share, cluster_share, growth_share, reasons, summary }
 }
 
